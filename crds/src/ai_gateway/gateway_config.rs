@@ -14,6 +14,7 @@ use crate::refs::ConditionsStatus;
     group = "aigateway.envoyproxy.io",
     version = "v1beta1",
     kind = "GatewayConfig",
+    doc = "GatewayConfig holds gateway-wide AI settings, such as the external processor and global request costs.",
     plural = "gatewayconfigs",
     namespaced,
     status = "GatewayConfigStatus",

@@ -16,6 +16,7 @@ use crate::refs::{
     group = "aigateway.envoyproxy.io",
     version = "v1beta1",
     kind = "AIGatewayRoute",
+    doc = "AIGatewayRoute routes OpenAI-style requests to AI service backends or InferencePools by model name and headers.",
     plural = "aigatewayroutes",
     namespaced,
     status = "AIGatewayRouteStatus",

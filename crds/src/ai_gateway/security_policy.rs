@@ -30,6 +30,7 @@ pub enum BackendSecurityPolicyType {
     group = "aigateway.envoyproxy.io",
     version = "v1beta1",
     kind = "BackendSecurityPolicy",
+    doc = "BackendSecurityPolicy says how the gateway authenticates to the AI providers it targets.",
     plural = "backendsecuritypolicies",
     namespaced,
     status = "BackendSecurityPolicyStatus",

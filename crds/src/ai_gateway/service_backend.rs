@@ -13,6 +13,7 @@ use crate::refs::{BackendObjectReference, ConditionsStatus, LocalObjectReference
     group = "aigateway.envoyproxy.io",
     version = "v1beta1",
     kind = "AIServiceBackend",
+    doc = "AIServiceBackend is one AI provider endpoint and the API schema it serves.",
     plural = "aiservicebackends",
     namespaced,
     status = "AIServiceBackendStatus",

@@ -12,6 +12,7 @@ use crate::refs::{ConditionsStatus, LocalObjectReference, SecretObjectReference}
     group = "gateway.envoyproxy.io",
     version = "v1alpha1",
     kind = "Backend",
+    doc = "Backend lists endpoints outside the cluster Services (FQDN, IP or Unix socket) and their TLS settings.",
     plural = "backends",
     shortname = "be",
     namespaced,

@@ -18,6 +18,7 @@ use crate::refs::{DURATION_PATTERN, LocalPolicyTargetReferenceWithSectionName, P
     group = "gateway.envoyproxy.io",
     version = "v1alpha1",
     kind = "BackendTrafficPolicy",
+    doc = "BackendTrafficPolicy sets rate limits, retries and timeouts for traffic to its targets.",
     plural = "backendtrafficpolicies",
     shortname = "btp",
     namespaced,

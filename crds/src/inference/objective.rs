@@ -12,6 +12,7 @@ use crate::refs::ConditionsStatus;
     group = "inference.networking.x-k8s.io",
     version = "v1alpha2",
     kind = "InferenceObjective",
+    doc = "InferenceObjective sets the priority of requests served by an InferencePool.",
     plural = "inferenceobjectives",
     namespaced,
     status = "InferenceObjectiveStatus",

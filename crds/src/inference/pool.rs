@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
     group = "inference.networking.k8s.io",
     version = "v1",
     kind = "InferencePool",
+    doc = "InferencePool is a set of model-server pods and the endpoint picker that chooses among them.",
     plural = "inferencepools",
     namespaced,
     status = "InferencePoolStatus",
