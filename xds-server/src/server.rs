@@ -1,0 +1,191 @@
+//! The xds-server as a library: start it on given addresses (port 0 for ephemeral), learn the
+//! addresses it bound, stop it by dropping [`Running`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use infergate_ads::{AdsServer, ProxyRegistry};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, ConfigStore, Debounce, Published};
+use crate::source::dir::{self, DirSource};
+use crate::translate::Options;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Folder of manifests.
+    pub dir: PathBuf,
+    pub ads_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub translate: Options,
+    pub debounce: Debounce,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("binding {what} on {addr}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading config folder {dir}")]
+    ReadDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("watching config folder {dir}")]
+    Watch {
+        dir: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// A running xds-server. Dropping it stops every task.
+pub struct Running {
+    pub ads_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub published: Arc<Published>,
+    pub proxies: ProxyRegistry,
+    pub store: Arc<ConfigStore>,
+    tasks: Vec<JoinHandle<()>>,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Running {
+    /// Waits until the first translation is published.
+    pub async fn ready(&self) {
+        let mut ready = self.published.ready.subscribe();
+        let _ = ready.wait_for(|r| *r).await;
+    }
+}
+
+pub async fn start(config: Config) -> Result<Running, Error> {
+    let ads_listener = TcpListener::bind(config.ads_addr)
+        .await
+        .map_err(|source| Error::Bind {
+            what: "ADS gRPC",
+            addr: config.ads_addr,
+            source,
+        })?;
+    let admin_listener = TcpListener::bind(config.admin_addr)
+        .await
+        .map_err(|source| Error::Bind {
+            what: "admin HTTP",
+            addr: config.admin_addr,
+            source,
+        })?;
+    let ads_addr = local_addr(&ads_listener, config.ads_addr);
+    let admin_addr = local_addr(&admin_listener, config.admin_addr);
+
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let proxies = ProxyRegistry::new();
+    proxies.register_metrics(&mut registry);
+    let published = Published::new();
+    let store = ConfigStore::new();
+
+    // First load before serving, so the first Envoy to connect gets the folder's config.
+    let mut source = DirSource::new(&config.dir);
+    let view = source.load().map_err(|source| Error::ReadDir {
+        dir: config.dir.clone(),
+        source,
+    })?;
+    store.update(|index| {
+        let errors = index.set_source_errors(view.errors);
+        index.sync(view.objects) | errors
+    });
+    let (watcher, mut events) = dir::watch(&config.dir).map_err(|source| Error::Watch {
+        dir: config.dir.clone(),
+        source,
+    })?;
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(pipeline::run(
+        store.clone(),
+        config.translate.clone(),
+        config.debounce,
+        published.clone(),
+        metrics,
+    )));
+    let reload_store = store.clone();
+    tasks.push(tokio::spawn(async move {
+        while events.recv().await.is_some() {
+            // Coalesce the several events of one save.
+            dir::settle(&mut events, Duration::from_millis(10), Duration::from_millis(100)).await;
+            match source.load() {
+                Ok(view) => reload_store.update(|index| {
+                    let errors = index.set_source_errors(view.errors);
+                    index.sync(view.objects) | errors
+                }),
+                Err(err) => tracing::error!(dir = %source.root().display(), error = %err, "reading config folder; keeping the last config"),
+            }
+        }
+    }));
+    let ads = AdsServer::new(published.snapshots.subscribe(), proxies.clone()).into_service();
+    tasks.push(tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(ads_listener);
+        let served = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(ads)
+            .serve_with_incoming(incoming)
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "ADS server stopped");
+        }
+    }));
+    let admin = admin::router(AdminState {
+        published: published.clone(),
+        proxies: proxies.clone(),
+        metrics: Arc::new(registry),
+    });
+    tasks.push(tokio::spawn(async move {
+        if let Err(err) = axum::serve(admin_listener, admin).await {
+            tracing::error!(error = %err, "admin server stopped");
+        }
+    }));
+    tracing::info!(%ads_addr, %admin_addr, dir = %config.dir.display(), "xds-server started");
+    Ok(Running {
+        ads_addr,
+        admin_addr,
+        published,
+        proxies,
+        store,
+        tasks,
+        _watcher: watcher,
+    })
+}
+
+fn local_addr(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(fallback)
+}
+
+/// Loads a folder once and returns each object's conditions (for `infergate validate`).
+pub fn validate(
+    dir: &std::path::Path,
+    options: &Options,
+) -> std::io::Result<crate::status::StatusReport> {
+    let view = DirSource::new(dir).load()?;
+    let mut index = crate::index::Index::new();
+    index.set_source_errors(view.errors);
+    index.sync(view.objects);
+    Ok(crate::translate::translate(&index.snapshot(), options).status)
+}

@@ -1,0 +1,140 @@
+//! The translator: a pure function from an index snapshot to Envoy resources and per-object
+//! conditions.
+//!
+//! Policy: a bad user object becomes a condition on that object and is left out (or, for a
+//! Gateway API route rule whose backends do not resolve, answers 500 as the spec asks). It never
+//! fails the whole translation, and an object that failed to parse keeps its last good version
+//! (the index hands us that one).
+
+pub mod build;
+pub mod ir;
+
+mod ai_route;
+mod assemble;
+mod attach;
+mod backend;
+mod duration;
+mod gateway;
+mod http_route;
+mod refs;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::index::IndexSnapshot;
+use crate::status::{Condition, StatusReport, reason};
+use ir::{ClusterIr, EndpointsIr, ListenerIr, RouteConfigIr};
+
+/// Knobs of the translation that are not in the manifests.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address Envoy listeners bind (e.g. `0.0.0.0`, `127.0.0.1` in tests).
+    pub listener_address: String,
+    /// Added to Gateway listener ports below 1024 (Envoy Gateway's local convention: 80 → 10080).
+    /// 0 keeps ports as written.
+    pub privileged_port_offset: u16,
+    /// GatewayClass `controllerName`s we serve.
+    pub controller_names: Vec<String>,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listener_address: "0.0.0.0".into(),
+            privileged_port_offset: 0,
+            controller_names: crate::keys::DEFAULT_CONTROLLER_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Envoy config for one set of Gateways, in the translator's model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct XdsIr {
+    pub listeners: Vec<ListenerIr>,
+    pub route_configs: Vec<RouteConfigIr>,
+    pub clusters: Vec<ClusterIr>,
+    /// For EDS clusters only.
+    pub endpoints: Vec<EndpointsIr>,
+}
+
+/// The translator's output.
+#[derive(Debug, Clone, Default)]
+pub struct Translation {
+    /// Every Gateway's config (for Envoys whose node cluster is `infergate`).
+    pub all: XdsIr,
+    /// Per Gateway `namespace/name`.
+    pub by_gateway: BTreeMap<String, XdsIr>,
+    pub status: StatusReport,
+    /// Where each Gateway listener is served: `namespace/name` → `(listener name, port)`.
+    pub served_ports: BTreeMap<String, Vec<(String, u16)>>,
+}
+
+pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
+    let mut status = StatusReport {
+        source_errors: snapshot.source_errors.clone(),
+        ..Default::default()
+    };
+    for (key, invalid) in &snapshot.invalid {
+        let suffix = if invalid.serving_last_good {
+            "; the last good version keeps serving"
+        } else {
+            ""
+        };
+        status.push(
+            key,
+            Condition::fail(
+                reason::ACCEPTED,
+                reason::INVALID,
+                format!("{}{suffix}", invalid.message),
+            ),
+        );
+    }
+    let mut cx = Cx {
+        snapshot,
+        options,
+        status,
+    };
+    let gateways = gateway::resolve(&mut cx);
+    let attachments = attach::Attachments::new(&gateways);
+    let mut routes = Vec::new();
+    http_route::translate_all(&mut cx, &attachments, &mut routes);
+    ai_route::translate_all(&mut cx, &attachments, &mut routes);
+    backend::report_unattached(&mut cx);
+    let (all, by_gateway) = assemble::assemble(&gateways, routes, options);
+    for (key, origin) in &snapshot.origins {
+        if let Some(object) = cx.status.objects.get_mut(key) {
+            object.origin = Some(origin.clone());
+        }
+    }
+    let served_ports = gateways
+        .iter()
+        .map(|g| {
+            let ports = g
+                .listeners
+                .iter()
+                .filter(|l| l.valid)
+                .map(|l| (l.name.clone(), l.port))
+                .collect();
+            (g.key.namespaced_name(), ports)
+        })
+        .collect();
+    Translation {
+        all,
+        by_gateway,
+        status: cx.status,
+        served_ports,
+    }
+}
+
+/// What every translation step shares.
+pub(crate) struct Cx<'a> {
+    pub snapshot: &'a IndexSnapshot,
+    pub options: &'a Options,
+    pub status: StatusReport,
+}

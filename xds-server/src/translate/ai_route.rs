@@ -1,0 +1,253 @@
+//! AIGatewayRoute → routes matching on `x-ai-eg-model` (and other headers), each rule with a
+//! cluster of its own whose localities are its backends: weights split traffic within a
+//! priority, priorities fail over, and each host's metadata names its AIServiceBackend so the
+//! extproc's upstream leg knows which provider it is talking to on every attempt.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use infergate_crds::AIGatewayRoute;
+use infergate_crds::ai_gateway::AIGatewayRouteRule;
+use infergate_crds::refs::HeaderMatchType;
+
+use super::Cx;
+use super::assemble::RouteModel;
+use super::attach::Attachments;
+use super::backend::{self, BackendRef};
+use super::http_route::{parse_timeout, route_name};
+use super::ir::{
+    ActionIr, ClusterIr, DiscoveryIr, EndpointIr, EndpointsIr, ForwardIr, HeaderMatchIr,
+    LocalityIr, MatchIr, RouteIr, StringMatchIr, TlsIr,
+};
+use super::refs::From;
+use crate::keys::{
+    BACKEND_METADATA_NAME, BACKEND_METADATA_NAMESPACE, BACKEND_METADATA_ROUTE,
+    BACKEND_METADATA_RULE, DEFAULT_AI_ROUTE_TIMEOUT_SECS, TRANSPORT_SOCKET_MATCH_NAMESPACE,
+};
+use crate::object::ObjectKey;
+use crate::status::{Condition, reason};
+
+/// Most retries a rule gets for failing over across its backends.
+const MAX_FAILOVER_RETRIES: u32 = 5;
+
+pub fn translate_all(cx: &mut Cx<'_>, attachments: &Attachments<'_>, out: &mut Vec<RouteModel>) {
+    let snapshot = cx.snapshot;
+    for (key, route) in snapshot.ai_gateway_routes() {
+        out.push(translate(cx, attachments, key, route));
+    }
+}
+
+fn translate(
+    cx: &mut Cx<'_>,
+    attachments: &Attachments<'_>,
+    key: &ObjectKey,
+    route: &AIGatewayRoute,
+) -> RouteModel {
+    let attached = attachments.attach(cx, key, &route.spec.parent_refs, &route.spec.hostnames);
+    let mut model = RouteModel {
+        key: key.clone(),
+        created: route
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| format!("{:?}", t.0)),
+        hostnames: route.spec.hostnames.clone(),
+        attached,
+        rules: Vec::new(),
+        clusters: Vec::new(),
+        endpoints: Vec::new(),
+        ai: true,
+    };
+    let mut refs_ok = true;
+    for (i, rule) in route.spec.rules.iter().enumerate() {
+        refs_ok &= translate_rule(cx, key, i, rule, &mut model);
+    }
+    if refs_ok {
+        cx.status.push(
+            key,
+            Condition::ok(
+                reason::RESOLVED_REFS,
+                reason::RESOLVED_REFS,
+                "all references resolved",
+            ),
+        );
+    }
+    model
+}
+
+fn translate_rule(
+    cx: &mut Cx<'_>,
+    key: &ObjectKey,
+    i: usize,
+    rule: &AIGatewayRouteRule,
+    model: &mut RouteModel,
+) -> bool {
+    let scope = format!("rule {i}");
+    let timeouts = rule.timeouts.as_ref();
+    let Ok(timeout) = parse_timeout(cx, key, &scope, timeouts.and_then(|t| t.request.as_deref()))
+    else {
+        return true;
+    };
+    let Ok(per_try_timeout) = parse_timeout(
+        cx,
+        key,
+        &scope,
+        timeouts.and_then(|t| t.backend_request.as_deref()),
+    ) else {
+        return true;
+    };
+    let cluster_name = format!("{}/rule/{i}", route_name(key));
+    let from = From {
+        group: "aigateway.envoyproxy.io",
+        kind: "AIGatewayRoute",
+        namespace: &key.namespace,
+    };
+    let mut localities = Vec::new();
+    let mut tls: Vec<TlsIr> = Vec::new();
+    let mut all_ok = true;
+    for (j, r) in rule.backend_refs.iter().enumerate() {
+        let (group, kind) = if r.is_inference_pool() {
+            (
+                r.group.as_deref().unwrap_or("inference.networking.k8s.io"),
+                "InferencePool",
+            )
+        } else {
+            (
+                r.group.as_deref().unwrap_or("aigateway.envoyproxy.io"),
+                r.kind.as_deref().unwrap_or("AIServiceBackend"),
+            )
+        };
+        let reference = BackendRef {
+            group,
+            kind,
+            name: &r.name,
+            namespace: r.namespace.as_deref().unwrap_or(&key.namespace),
+            port: None,
+        };
+        let resolved = match backend::resolve(cx, &from, &reference) {
+            Ok(resolved) => resolved,
+            Err((why, message)) => {
+                all_ok = false;
+                let scope = format!("{scope} backendRef {j}");
+                cx.status.push(
+                    key,
+                    Condition::fail(reason::RESOLVED_REFS, why, message).scoped(scope),
+                );
+                continue;
+            }
+        };
+        let backend_name = resolved
+            .ai_backend
+            .as_ref()
+            .unwrap_or(&resolved.target)
+            .namespaced_name();
+        let mut metadata = BTreeMap::new();
+        metadata.insert(
+            BACKEND_METADATA_NAMESPACE.to_string(),
+            BTreeMap::from([
+                (BACKEND_METADATA_NAME.to_string(), backend_name.clone()),
+                (BACKEND_METADATA_ROUTE.to_string(), key.namespaced_name()),
+                (BACKEND_METADATA_RULE.to_string(), i.to_string()),
+            ]),
+        );
+        if let Some(t) = &resolved.tls {
+            metadata.insert(
+                TRANSPORT_SOCKET_MATCH_NAMESPACE.to_string(),
+                BTreeMap::from([("tls".to_string(), t.name.clone())]),
+            );
+            if !tls.iter().any(|existing| existing.name == t.name) {
+                tls.push(t.clone());
+            }
+        }
+        let endpoints = resolved
+            .endpoints
+            .iter()
+            .map(|(address, port)| EndpointIr {
+                address: address.clone(),
+                port: *port,
+                metadata: metadata.clone(),
+            })
+            .collect();
+        localities.push(LocalityIr {
+            name: format!("{j}/{backend_name}"),
+            priority: r.priority(),
+            weight: u32::try_from(r.weight()).unwrap_or(0),
+            endpoints,
+        });
+    }
+    let action = if localities.iter().all(|l| l.weight == 0) {
+        ActionIr::Respond {
+            status: 500,
+            body: no_backend_body(),
+        }
+    } else {
+        let assignment = EndpointsIr {
+            cluster: cluster_name.clone(),
+            localities,
+        };
+        let all_ip = assignment
+            .localities
+            .iter()
+            .flat_map(|l| &l.endpoints)
+            .all(EndpointIr::is_ip);
+        let backends = u32::try_from(assignment.localities.len()).unwrap_or(u32::MAX);
+        model.clusters.push(ClusterIr {
+            name: cluster_name.clone(),
+            discovery: if all_ip {
+                DiscoveryIr::Eds
+            } else {
+                DiscoveryIr::StrictDns(assignment.clone())
+            },
+            tls,
+            outlier_detection: true,
+            connect_timeout: cx.options.connect_timeout,
+        });
+        if all_ip {
+            model.endpoints.push(assignment);
+        }
+        ActionIr::Forward(ForwardIr {
+            clusters: vec![(cluster_name.clone(), 1)],
+            invalid_weight: 0,
+            timeout: Some(timeout.unwrap_or(Duration::from_secs(DEFAULT_AI_ROUTE_TIMEOUT_SECS))),
+            per_try_timeout,
+            failover_retries: backends.saturating_sub(1).min(MAX_FAILOVER_RETRIES),
+        })
+    };
+    let matches = if rule.matches.is_empty() {
+        vec![Default::default()]
+    } else {
+        rule.matches.clone()
+    };
+    for (m, matcher) in matches.iter().enumerate() {
+        let headers = matcher
+            .headers
+            .iter()
+            .map(|h| HeaderMatchIr {
+                name: h.name.to_ascii_lowercase(),
+                value: if h.match_type() == HeaderMatchType::RegularExpression {
+                    StringMatchIr::Regex(h.value.clone())
+                } else {
+                    StringMatchIr::Exact(h.value.clone())
+                },
+            })
+            .collect();
+        model.rules.push(RouteIr {
+            name: format!("{}/rule/{i}/match/{m}", route_name(key)),
+            matcher: MatchIr {
+                headers,
+                ..Default::default()
+            },
+            action: action.clone(),
+            metadata: BTreeMap::new(),
+        });
+    }
+    all_ok
+}
+
+fn no_backend_body() -> String {
+    serde_json::json!({"error": {
+        "message": "no valid backend is configured for this model; see the route's status",
+        "type": "server_error", "param": null, "code": "no_backend",
+    }})
+    .to_string()
+}

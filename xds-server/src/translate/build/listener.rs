@@ -1,0 +1,128 @@
+//! Listener + HTTP connection manager over RDS.
+
+use envoy_types::pb::envoy::config::accesslog::v3::{
+    AccessLogFilter, ComparisonFilter, StatusCodeFilter, access_log_filter::FilterSpecifier,
+    comparison_filter::Op,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, RuntimeUInt32, SocketAddress, SubstitutionFormatString, socket_address::PortSpecifier,
+    substitution_format_string::Format,
+};
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, LocalReplyConfig, Rds, ResponseMapper,
+    http_connection_manager::{CodecType, RouteSpecifier},
+    http_filter,
+};
+use envoy_types::pb::google::protobuf::{
+    BoolValue, Struct, UInt32Value, Value, value::Kind as ValueKind,
+};
+
+use super::{ads_config_source, pack, string_value};
+use crate::keys::MODEL_HEADER;
+use crate::translate::ir::ListenerIr;
+
+pub fn listener(ir: &ListenerIr) -> Listener {
+    let hcm = http_connection_manager(ir);
+    Listener {
+        name: ir.name.clone(),
+        address: Some(socket_address(&ir.address, ir.port)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.http_connection_manager".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack(&hcm))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+pub fn socket_address(address: &str, port: u16) -> Address {
+    use envoy_types::pb::envoy::config::core::v3::address::Address as Kind;
+    Address {
+        address: Some(Kind::SocketAddress(SocketAddress {
+            address: address.to_string(),
+            port_specifier: Some(PortSpecifier::PortValue(u32::from(port))),
+            ..Default::default()
+        })),
+    }
+}
+
+fn http_connection_manager(ir: &ListenerIr) -> HttpConnectionManager {
+    HttpConnectionManager {
+        stat_prefix: ir.name.replace(['/', ':'], "_"),
+        codec_type: CodecType::Auto as i32,
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: ir.route_config.clone(),
+        })),
+        http_filters: vec![router_filter()],
+        // Streams of LLM responses outlive Envoy's 5-minute default stream idle timeout.
+        stream_idle_timeout: Some(super::duration(std::time::Duration::from_secs(3600))),
+        use_remote_address: Some(BoolValue { value: true }),
+        local_reply_config: ir.ai_routes.then(unknown_model_reply),
+        ..Default::default()
+    }
+}
+
+fn router_filter() -> HttpFilter {
+    HttpFilter {
+        name: "envoy.filters.http.router".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack(
+            &Router::default(),
+        ))),
+        ..Default::default()
+    }
+}
+
+/// Turns the catch-all route's 404 into an OpenAI-shaped error naming the model. Local replies
+/// never include upstream responses, and on an AI listener the catch-all is the only local 404.
+/// JSON format escapes the client-supplied model name, so it cannot break the body.
+fn unknown_model_reply() -> LocalReplyConfig {
+    let status_404 = AccessLogFilter {
+        filter_specifier: Some(FilterSpecifier::StatusCodeFilter(StatusCodeFilter {
+            comparison: Some(ComparisonFilter {
+                op: Op::Eq as i32,
+                value: Some(RuntimeUInt32 {
+                    default_value: 404,
+                    runtime_key: "infergate.unknown_model_status".into(),
+                }),
+            }),
+        })),
+    };
+    let message = format!("model \"%REQ({MODEL_HEADER})%\" is not served by this gateway");
+    let error = object([
+        ("message", string_value(&message)),
+        ("type", string_value("invalid_request_error")),
+        ("param", string_value("model")),
+        ("code", string_value("model_not_found")),
+    ]);
+    let body = Struct {
+        fields: [("error".to_string(), error)].into_iter().collect(),
+    };
+    LocalReplyConfig {
+        mappers: vec![ResponseMapper {
+            filter: Some(status_404),
+            status_code: Some(UInt32Value { value: 404 }),
+            body_format_override: Some(SubstitutionFormatString {
+                format: Some(Format::JsonFormat(body)),
+                content_type: "application/json".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    let fields = fields
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    Value {
+        kind: Some(ValueKind::StructValue(Struct { fields })),
+    }
+}

@@ -1,0 +1,201 @@
+//! RouteConfiguration: virtual hosts, matches, weighted clusters, failover retries.
+
+use envoy_types::pb::envoy::config::core::v3::DataSource;
+use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+use envoy_types::pb::envoy::config::route::v3::{
+    DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RetryPolicy, Route, RouteAction,
+    RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
+    header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier,
+    retry_policy::{RetryHostPredicate, RetryPriority, retry_host_predicate, retry_priority},
+    route::Action,
+    route_action::{ClusterNotFoundResponseCode, ClusterSpecifier},
+    route_match::PathSpecifier,
+    weighted_cluster::ClusterWeight,
+};
+use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    RegexMatcher, StringMatcher, string_matcher::MatchPattern,
+};
+use envoy_types::pb::google::protobuf::UInt32Value;
+
+use super::{duration, metadata, pack};
+use crate::translate::ir::{
+    ActionIr, ForwardIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, StringMatchIr, VirtualHostIr,
+};
+
+/// Cluster name a weighted share of unresolved backendRefs goes to: Envoy answers it with
+/// `cluster_not_found_response_code` (500), as Gateway API asks for invalid backends.
+pub const INVALID_BACKEND_CLUSTER: &str = "infergate/invalid-backend-ref";
+
+pub fn route_configuration(ir: &RouteConfigIr) -> RouteConfiguration {
+    RouteConfiguration {
+        name: ir.name.clone(),
+        virtual_hosts: ir.virtual_hosts.iter().map(virtual_host).collect(),
+        // Clusters referenced by routes may arrive a moment later over CDS; don't reject.
+        validate_clusters: Some(envoy_types::pb::google::protobuf::BoolValue { value: false }),
+        ..Default::default()
+    }
+}
+
+fn virtual_host(ir: &VirtualHostIr) -> VirtualHost {
+    VirtualHost {
+        name: ir.name.clone(),
+        domains: ir.domains.clone(),
+        routes: ir.routes.iter().map(route).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn route(ir: &RouteIr) -> Route {
+    Route {
+        name: ir.name.clone(),
+        r#match: Some(route_match(&ir.matcher)),
+        action: Some(action(&ir.action)),
+        metadata: metadata(&ir.metadata),
+        ..Default::default()
+    }
+}
+
+fn route_match(ir: &MatchIr) -> RouteMatch {
+    let path = match &ir.path {
+        PathMatchIr::Exact(p) => PathSpecifier::Path(p.clone()),
+        PathMatchIr::Prefix(p) if p == "/" => PathSpecifier::Prefix("/".into()),
+        PathMatchIr::Prefix(p) => {
+            PathSpecifier::PathSeparatedPrefix(p.trim_end_matches('/').into())
+        }
+        PathMatchIr::Regex(r) => PathSpecifier::SafeRegex(regex(r)),
+    };
+    RouteMatch {
+        path_specifier: Some(path),
+        headers: ir
+            .headers
+            .iter()
+            .map(|h| HeaderMatcher {
+                name: h.name.clone(),
+                header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(string_matcher(
+                    &h.value,
+                ))),
+                ..Default::default()
+            })
+            .collect(),
+        query_parameters: ir
+            .query
+            .iter()
+            .map(|q| QueryParameterMatcher {
+                name: q.name.clone(),
+                query_parameter_match_specifier: Some(QueryParameterMatchSpecifier::StringMatch(
+                    string_matcher(&q.value),
+                )),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn regex(r: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: r.to_string(),
+        ..Default::default()
+    }
+}
+
+fn string_matcher(ir: &StringMatchIr) -> StringMatcher {
+    let pattern = match ir {
+        StringMatchIr::Exact(v) => MatchPattern::Exact(v.clone()),
+        StringMatchIr::Regex(r) => MatchPattern::SafeRegex(regex(r)),
+    };
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case: false,
+    }
+}
+
+fn action(ir: &ActionIr) -> Action {
+    match ir {
+        ActionIr::Forward(forward) => Action::Route(route_action(forward)),
+        ActionIr::Respond { status, body } => Action::DirectResponse(DirectResponseAction {
+            status: *status,
+            body: Some(DataSource {
+                specifier: Some(Specifier::InlineString(body.clone())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn route_action(ir: &ForwardIr) -> RouteAction {
+    let single = ir.clusters.len() == 1 && ir.invalid_weight == 0;
+    let cluster_specifier = if single {
+        ClusterSpecifier::Cluster(ir.clusters[0].0.clone())
+    } else {
+        let mut clusters: Vec<ClusterWeight> = ir
+            .clusters
+            .iter()
+            .map(|(name, weight)| cluster_weight(name, *weight))
+            .collect();
+        if ir.invalid_weight > 0 {
+            clusters.push(cluster_weight(INVALID_BACKEND_CLUSTER, ir.invalid_weight));
+        }
+        ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters,
+            ..Default::default()
+        })
+    };
+    RouteAction {
+        cluster_specifier: Some(cluster_specifier),
+        cluster_not_found_response_code: ClusterNotFoundResponseCode::InternalServerError as i32,
+        timeout: ir.timeout.map(duration),
+        retry_policy: (ir.failover_retries > 0 || ir.per_try_timeout.is_some())
+            .then(|| retry_policy(ir)),
+        ..Default::default()
+    }
+}
+
+fn cluster_weight(name: &str, weight: u32) -> ClusterWeight {
+    ClusterWeight {
+        name: name.to_string(),
+        weight: Some(UInt32Value { value: weight }),
+        ..Default::default()
+    }
+}
+
+/// Retries only what never reached an upstream (connect failure, refused stream, reset before
+/// the request was sent), each on a host and priority not tried yet: priority failover that is
+/// safe for non-idempotent completions.
+fn retry_policy(ir: &ForwardIr) -> RetryPolicy {
+    let failover = ir.failover_retries > 0;
+    RetryPolicy {
+        retry_on: if failover {
+            "connect-failure,refused-stream,reset-before-request".into()
+        } else {
+            String::new()
+        },
+        num_retries: Some(UInt32Value {
+            value: ir.failover_retries,
+        }),
+        per_try_timeout: ir.per_try_timeout.map(duration),
+        retry_priority: failover.then(|| RetryPriority {
+            name: "envoy.retry_priorities.previous_priorities".into(),
+            config_type: Some(retry_priority::ConfigType::TypedConfig(pack(
+                &PreviousPrioritiesConfig {
+                    update_frequency: 1,
+                },
+            ))),
+        }),
+        retry_host_predicate: if failover {
+            vec![RetryHostPredicate {
+                name: "envoy.retry_host_predicates.previous_hosts".into(),
+                config_type: Some(retry_host_predicate::ConfigType::TypedConfig(pack(
+                    &PreviousHostsPredicate::default(),
+                ))),
+            }]
+        } else {
+            Vec::new()
+        },
+        host_selection_retry_max_attempts: if failover { 3 } else { 0 },
+        ..Default::default()
+    }
+}

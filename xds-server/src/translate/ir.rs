@@ -1,0 +1,168 @@
+//! The translator's own model of the Envoy config it produces. Plain data deriving `Hash`, so a
+//! resource's version is a hash of this model (prost maps are `HashMap`s: hashing encoded bytes
+//! would give a new version for identical config). `build/` turns each of these into Envoy protos.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One Envoy listener: a port on an address, with one HTTP connection manager over RDS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListenerIr {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    /// Name of the RouteConfiguration (fetched over RDS).
+    pub route_config: String,
+    /// The listener serves AIGatewayRoutes: unknown models get an OpenAI-shaped 404.
+    pub ai_routes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteConfigIr {
+    pub name: String,
+    pub virtual_hosts: Vec<VirtualHostIr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VirtualHostIr {
+    pub name: String,
+    pub domains: Vec<String>,
+    /// In match order (Gateway API precedence already applied).
+    pub routes: Vec<RouteIr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteIr {
+    /// `kind/namespace/name/rule/<i>/match/<j>`: shows up in Envoy stats and logs.
+    pub name: String,
+    pub matcher: MatchIr,
+    pub action: ActionIr,
+    /// Route metadata for the extproc and access logs (`namespace → key → value`).
+    pub metadata: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct MatchIr {
+    pub path: PathMatchIr,
+    pub headers: Vec<HeaderMatchIr>,
+    pub query: Vec<QueryMatchIr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathMatchIr {
+    Exact(String),
+    /// Gateway API `PathPrefix`: matches whole path segments.
+    Prefix(String),
+    Regex(String),
+}
+
+impl Default for PathMatchIr {
+    fn default() -> Self {
+        PathMatchIr::Prefix("/".into())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HeaderMatchIr {
+    pub name: String,
+    pub value: StringMatchIr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueryMatchIr {
+    pub name: String,
+    pub value: StringMatchIr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StringMatchIr {
+    Exact(String),
+    Regex(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ActionIr {
+    Forward(ForwardIr),
+    /// A local answer (e.g. 500 for a rule whose backends are all unresolved).
+    Respond {
+        status: u32,
+        body: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ForwardIr {
+    /// Clusters with weights; one entry means a plain `cluster` action.
+    pub clusters: Vec<(String, u32)>,
+    /// Weight given to a local 500 for backendRefs that did not resolve (Gateway API semantics).
+    pub invalid_weight: u32,
+    pub timeout: Option<Duration>,
+    pub per_try_timeout: Option<Duration>,
+    /// Number of retries that fail over to the next priority (0 = no retry policy).
+    pub failover_retries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClusterIr {
+    pub name: String,
+    pub discovery: DiscoveryIr,
+    /// One TLS context per distinct upstream TLS setting, matched on endpoint metadata.
+    pub tls: Vec<TlsIr>,
+    /// Eject hosts that fail so later requests go to the next priority directly.
+    pub outlier_detection: bool,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DiscoveryIr {
+    /// Endpoints arrive over EDS (all addresses are IPs).
+    Eds,
+    /// Endpoints inline, hostnames resolved by Envoy.
+    StrictDns(EndpointsIr),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TlsIr {
+    /// Matched against endpoint metadata `envoy.transport_socket_match: {tls: <name>}`.
+    pub name: String,
+    pub sni: Option<String>,
+    /// PEM file or inline PEM of CAs; `None` with `insecure_skip_verify` false uses the system CAs.
+    pub ca: Option<CaIr>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CaIr {
+    System,
+    InlinePem(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointsIr {
+    pub cluster: String,
+    pub localities: Vec<LocalityIr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LocalityIr {
+    /// Names the backend this group of endpoints belongs to (shows in Envoy stats).
+    pub name: String,
+    pub priority: u32,
+    pub weight: u32,
+    pub endpoints: Vec<EndpointIr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointIr {
+    pub address: String,
+    pub port: u16,
+    /// Host metadata (`namespace → key → value`), read by the extproc's upstream leg.
+    pub metadata: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl EndpointIr {
+    /// True when the address is an IP literal (EDS can carry it); false for a hostname.
+    pub fn is_ip(&self) -> bool {
+        self.address.parse::<std::net::IpAddr>().is_ok()
+    }
+}

@@ -1,0 +1,159 @@
+//! Golden tests: each `testdata/in/<case>.yaml` is translated, and the Envoy resources per xDS
+//! type plus every object's conditions are compared with `testdata/out/<case>.*.yaml`.
+//! `UPDATE_GOLDEN=1 cargo test -p xds-server --test golden` rewrites them; review the diff.
+
+use std::path::{Path, PathBuf};
+
+use xds_server::index::Index;
+use xds_server::source::dir::DirSource;
+use xds_server::translate::build::{cluster, endpoint, listener, route};
+use xds_server::translate::{Options, Translation, translate};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+fn options() -> Options {
+    Options {
+        privileged_port_offset: 10000,
+        ..Options::default()
+    }
+}
+
+/// Loads one input file as a folder of its own and translates it.
+fn translate_case(input: &Path) -> Translation {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = input.file_name().expect("file name");
+    std::fs::copy(input, dir.path().join(name)).expect("copy input");
+    let view = DirSource::with_lookup(dir.path(), Box::new(|_| None))
+        .load()
+        .expect("load");
+    let mut index = Index::new();
+    index.set_source_errors(view.errors);
+    index.sync(view.objects);
+    translate(&index.snapshot(), &options())
+}
+
+fn render(translation: &Translation) -> Vec<(&'static str, String)> {
+    let ir = &translation.all;
+    let docs = |items: Vec<String>| items.join("---\n");
+    vec![
+        (
+            "listeners",
+            docs(
+                ir.listeners
+                    .iter()
+                    .map(|l| yaml(&listener::listener(l)))
+                    .collect(),
+            ),
+        ),
+        (
+            "routes",
+            docs(
+                ir.route_configs
+                    .iter()
+                    .map(|r| yaml(&route::route_configuration(r)))
+                    .collect(),
+            ),
+        ),
+        (
+            "clusters",
+            docs(
+                ir.clusters
+                    .iter()
+                    .map(|c| yaml(&cluster::cluster(c)))
+                    .collect(),
+            ),
+        ),
+        (
+            "endpoints",
+            docs(
+                ir.endpoints
+                    .iter()
+                    .map(|e| yaml(&endpoint::cluster_load_assignment(e)))
+                    .collect(),
+            ),
+        ),
+        ("status", translation.status.lines().join("\n") + "\n"),
+    ]
+}
+
+fn yaml<M: prost::Message + prost::Name>(message: &M) -> String {
+    envoy_yaml::message_to_yaml(message).expect("render Envoy YAML")
+}
+
+#[test]
+fn golden_translations_match_the_checked_in_files() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(testdata().join("in"))
+        .expect("testdata/in")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    let mut mismatches = Vec::new();
+    for case in &cases {
+        let stem = case
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
+        for (kind, actual) in render(&translate_case(case)) {
+            let expected_path = testdata().join("out").join(format!("{stem}.{kind}.yaml"));
+            if update {
+                std::fs::write(&expected_path, &actual).expect("write golden");
+                continue;
+            }
+            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+            if expected != actual {
+                mismatches.push(format!(
+                    "{} differs:\n{}",
+                    expected_path.display(),
+                    diff(&expected, &actual)
+                ));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{}\n(run UPDATE_GOLDEN=1 cargo test -p xds-server --test golden and review the diff)",
+        mismatches.join("\n")
+    );
+}
+
+fn diff(expected: &str, actual: &str) -> String {
+    let e: Vec<&str> = expected.lines().collect();
+    let a: Vec<&str> = actual.lines().collect();
+    let first = e
+        .iter()
+        .zip(&a)
+        .position(|(x, y)| x != y)
+        .unwrap_or(e.len().min(a.len()));
+    let show = |lines: &[&str]| {
+        lines
+            .iter()
+            .skip(first)
+            .take(5)
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    format!(
+        "  first difference at line {}\n  expected:\n{}\n  actual:\n{}",
+        first + 1,
+        show(&e),
+        show(&a)
+    )
+}
+
+#[test]
+fn translation_is_deterministic() {
+    for case in std::fs::read_dir(testdata().join("in"))
+        .expect("in")
+        .map(|e| e.expect("entry").path())
+    {
+        let first = render(&translate_case(&case));
+        for _ in 0..3 {
+            assert_eq!(render(&translate_case(&case)), first, "{}", case.display());
+        }
+    }
+}
