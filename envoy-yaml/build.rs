@@ -44,6 +44,8 @@ const FILES: &[&str] = &[
     "envoy/extensions/access_loggers/stream/v3",
     "envoy/extensions/clusters/aggregate/v3/cluster.proto",
     "envoy/extensions/load_balancing_policies/*/v3",
+    "envoy/extensions/retry/priority/previous_priorities/v3",
+    "envoy/extensions/retry/host/previous_hosts/v3",
 ];
 
 fn main() -> Result<(), BoxError> {
