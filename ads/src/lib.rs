@@ -13,6 +13,11 @@
 //! - Snapshot changes are applied per stream in make-before-break order (`order.rs`), waiting for
 //!   ACKs between steps for at most [`DEFAULT_ACK_TIMEOUT`]; snapshots that arrive during a wait are
 //!   coalesced into the newest.
+//! - The first request of a type on a stream is always answered, even when it names the current
+//!   version (see `sotw.rs` for why).
+//! - A type URL we have no resources of is answered with no resources (and logged once per
+//!   process if it is not one of [`type_url::KNOWN`]); a request without a type URL is logged and
+//!   ignored. Nothing a proxy sends can panic the server or end the stream.
 //! - Debouncing bursts of model changes is the producer's job; the watch channel keeps only the
 //!   newest snapshot anyway.
 
