@@ -1,0 +1,191 @@
+//! Argument parsing and the three commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use xds_server::cli::TranslateArgs;
+
+use crate::envoy::{self, Envoy};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "infergate",
+    version,
+    about = "AI inference gateway: Envoy driven from Gateway API and AI Gateway manifests"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a folder of YAML locally: starts the xds-server and Envoy, prints the URLs.
+    Run(RunArgs),
+    /// Load a folder of YAML, print every object's conditions; exit 1 if any has an error.
+    Validate {
+        dir: PathBuf,
+        #[command(flatten)]
+        translate: TranslateArgs,
+    },
+    /// Print the CRD manifests (`infergate crds | kubectl apply -f -`).
+    Crds,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Folder of manifests; edits are applied live.
+    pub dir: PathBuf,
+    /// xds-server ADS gRPC address.
+    #[arg(long, default_value = "127.0.0.1:18000")]
+    pub ads_addr: SocketAddr,
+    /// xds-server admin address (/status, /metrics).
+    #[arg(long, default_value = "127.0.0.1:18001")]
+    pub admin_addr: SocketAddr,
+    /// Envoy admin address.
+    #[arg(long, default_value = "127.0.0.1:19000")]
+    pub envoy_admin_addr: SocketAddr,
+    /// Envoy log level (trace, debug, info, warning, error).
+    #[arg(long, default_value = "warning")]
+    pub envoy_log_level: String,
+    #[command(flatten)]
+    pub translate: TranslateArgs,
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Validate { dir, translate } => validate(&dir, &translate),
+        Command::Crds => crds(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(dir: &std::path::Path, translate: &TranslateArgs) -> anyhow::Result<ExitCode> {
+    let report = xds_server::server::validate(dir, &translate.options())
+        .with_context(|| format!("reading {}", dir.display()))?;
+    for line in report.lines() {
+        println!("{line}");
+    }
+    Ok(if report.has_errors() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn crds() -> anyhow::Result<ExitCode> {
+    print!(
+        "{}",
+        infergate_crds::render_all_yaml().context("rendering CRDs")?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.dir.is_dir(), "{} is not a folder", args.dir.display());
+    let envoy_bin = envoy::find()?;
+    let config = xds_server::server::Config {
+        dir: args.dir.clone(),
+        ads_addr: args.ads_addr,
+        admin_addr: args.admin_addr,
+        translate: args.translate.options(),
+        debounce: args.translate.debounce(),
+    };
+    let server = xds_server::server::start(config)
+        .await
+        .context("starting the xds-server")?;
+    server.ready().await;
+    let report = server.published.status.load_full();
+    for line in report.lines().iter().filter(|l| l.starts_with("error")) {
+        eprintln!("{line}");
+    }
+    let bootstrap = envoy_yaml::bootstrap::bootstrap(&envoy_yaml::bootstrap::BootstrapOptions {
+        node_id: format!("infergate-run-{}", std::process::id()),
+        xds_addr: server.ads_addr,
+        admin_addr: args.envoy_admin_addr,
+        ..Default::default()
+    });
+    let mut envoy = Envoy::start(
+        &envoy_bin,
+        &bootstrap,
+        args.envoy_admin_addr,
+        &args.envoy_log_level,
+    )
+    .context("starting Envoy")?;
+    envoy
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .context("waiting for Envoy")?;
+    print_urls(&server, &args);
+    tokio::select! {
+        status = envoy.wait() => {
+            let status = status.context("waiting for Envoy")?;
+            anyhow::bail!("envoy exited: {status}")
+        }
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("waiting for ctrl-c")?;
+            eprintln!("stopping");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_urls(server: &xds_server::server::Running, args: &RunArgs) {
+    let translation = server.published.translation.load();
+    let host = match args.translate.listener_address.as_str() {
+        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+        other => other.to_string(),
+    };
+    let mut any = false;
+    for (gateway, listeners) in &translation.served_ports {
+        for (name, port) in listeners {
+            any = true;
+            let note = if args.translate.privileged_port_offset > 0
+                && *port >= args.translate.privileged_port_offset
+                && *port - args.translate.privileged_port_offset < 1024
+            {
+                format!(
+                    " (port {} + {} because privileged ports need root)",
+                    port - args.translate.privileged_port_offset,
+                    args.translate.privileged_port_offset
+                )
+            } else {
+                String::new()
+            };
+            println!("Gateway {gateway} listener {name}: http://{host}:{port}{note}");
+        }
+    }
+    if !any {
+        println!(
+            "no Gateway listener is served yet: add a Gateway to {} (edits apply live)",
+            args.dir.display()
+        );
+    }
+    println!(
+        "status: http://{}/status   envoy admin: http://{}",
+        server.admin_addr, args.envoy_admin_addr
+    );
+}
