@@ -48,6 +48,12 @@ pub struct GatewayConfigExtProc {
     /// Container settings when running on Kubernetes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<ExtProcContainer>,
+    /// Older `v1alpha1` shape: extra environment variables (now under `kubernetes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Older `v1alpha1` shape: resource requirements (now under `kubernetes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Container settings of the external processor (Envoy Gateway's `KubernetesContainerSpec`).

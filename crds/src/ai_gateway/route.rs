@@ -5,9 +5,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{HttpBodyMutation, HttpHeaderMutation, LlmRequestCost};
+use super::{HttpBodyMutation, HttpHeaderMutation, LlmRequestCost, VersionedApiSchema};
 use crate::refs::{
-    ConditionsStatus, DURATION_PATTERN, HttpHeaderMatch, HttpRouteTimeouts, ParentReference,
+    ConditionsStatus, DURATION_PATTERN, HttpHeaderMatch, HttpRouteTimeouts,
+    LocalPolicyTargetReferenceWithSectionName, ParentReference,
 };
 
 /// Spec of an `AIGatewayRoute`.
@@ -37,6 +38,12 @@ pub struct AIGatewayRouteSpec {
     /// Costs computed from token usage, for token rate limiting.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub llm_request_costs: Vec<LlmRequestCost>,
+    /// Older `v1alpha1` attachment: the Gateways this route attaches to, like `parentRefs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<LocalPolicyTargetReferenceWithSectionName>,
+    /// Older `v1alpha1` field: the API schema clients use (OpenAI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<VersionedApiSchema>,
     /// Older `v1alpha1` external-processor settings; accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::opaque::object")]

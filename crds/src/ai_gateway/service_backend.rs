@@ -5,7 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{HttpBodyMutation, HttpHeaderMutation, VersionedApiSchema};
-use crate::refs::{BackendObjectReference, ConditionsStatus, LocalObjectReference};
+use crate::refs::{
+    BackendObjectReference, ConditionsStatus, HttpRouteTimeouts, LocalObjectReference,
+};
 
 /// Spec of an `AIServiceBackend`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -28,6 +30,9 @@ pub struct AIServiceBackendSpec {
     /// Older `v1alpha1` link to a BackendSecurityPolicy; superseded by the policy's `targetRefs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_security_policy_ref: Option<LocalObjectReference>,
+    /// Older `v1alpha1` request timeouts for this backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<HttpRouteTimeouts>,
     /// Header changes for every request to this backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_mutation: Option<HttpHeaderMutation>,

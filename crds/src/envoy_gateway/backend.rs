@@ -124,7 +124,11 @@ pub struct BackendTlsSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ca_certificate_refs: Vec<LocalObjectReference>,
     /// `System`: use the system trust store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "wellKnownCACertificates",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub well_known_ca_certificates: Option<WellKnownCaCertificates>,
     /// Do not verify the server certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +161,9 @@ pub struct BackendTlsSettings {
     /// Signature algorithms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signature_algorithms: Vec<String>,
+    /// TLS fingerprints to compute (`JA3`, `JA4`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<String>,
     /// ALPN protocols (`h2`, `http/1.1`, `http/1.0`).
     #[serde(
         default,

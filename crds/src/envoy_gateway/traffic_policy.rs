@@ -144,6 +144,10 @@ pub struct TargetSelector {
     /// Label expressions the targets must satisfy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub match_expressions: Vec<LabelSelectorRequirement>,
+    /// Namespaces to select targets from (the policy's own when unset); carried, not interpreted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::opaque::object")]
+    pub namespaces: Option<serde_json::Value>,
 }
 
 /// Connection and request timeouts.

@@ -52,3 +52,46 @@ fn a_missing_required_field_is_a_deserialize_error() {
         "{error}"
     );
 }
+
+#[test]
+fn fields_of_older_v1alpha1_releases_still_load_and_validate() {
+    use infergate_crds::{AIServiceBackend, GatewayConfig, validate};
+
+    let route = json!({
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "AIGatewayRoute",
+        "metadata": {"name": "legacy", "namespace": "default"},
+        "spec": {
+            "schema": {"name": "OpenAI"},
+            "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}],
+            "rules": [{"backendRefs": [{"name": "openai"}]}],
+            "filterConfig": {"type": "ExternalProcessor", "externalProcessor": {"resources": {}}},
+        },
+    });
+    let backend = json!({
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "AIServiceBackend",
+        "metadata": {"name": "openai", "namespace": "default"},
+        "spec": {
+            "schema": {"name": "OpenAI"},
+            "backendRef": {"name": "openai", "kind": "Backend", "group": "gateway.envoyproxy.io"},
+            "backendSecurityPolicyRef": {"group": "aigateway.envoyproxy.io", "kind": "BackendSecurityPolicy", "name": "key"},
+            "timeouts": {"request": "3m"},
+        },
+    });
+    let config = json!({
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "GatewayConfig",
+        "metadata": {"name": "config", "namespace": "default"},
+        "spec": {"extProc": {
+            "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+            "resources": {"requests": {"cpu": "100m"}},
+        }},
+    });
+    from_value_strict::<AIGatewayRoute>(&route).expect("route loads");
+    from_value_strict::<AIServiceBackend>(&backend).expect("backend loads");
+    from_value_strict::<GatewayConfig>(&config).expect("config loads");
+    for object in [&route, &backend, &config] {
+        assert_eq!(validate(object), Ok(()), "{}", object["kind"]);
+    }
+}
