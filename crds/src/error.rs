@@ -3,6 +3,24 @@
 /// What can fail in this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A CRD could not be serialized to YAML.
+    #[error("crd {name}: render yaml")]
+    RenderYaml {
+        /// The CRD's name.
+        name: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// A CRD could not be serialized to JSON.
+    #[error("crd {name}: render json")]
+    RenderJson {
+        /// The CRD's name.
+        name: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// An object does not match our types.
     #[error("{what}: {source}")]
     Deserialize {

@@ -5,6 +5,7 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::ai_gateway;
+use crate::error::{Error, Result};
 
 /// Every CRD this crate defines, in a stable order (Gateway API CRDs are not included).
 ///
@@ -56,12 +57,17 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 /// A CRD as a YAML document (without the leading `---`).
 ///
 /// Whole-number bounds (`maximum: 65535`) are written as integers; the CRD types hold them as `f64`.
-pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
-    // Cannot fail: the CRD types derive `Serialize` and only have string map keys, and a
-    // `serde_json::Value` always has a YAML form.
-    let mut value = serde_json::to_value(crd).expect("a CRD serializes to JSON");
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String> {
+    let name = || crd.metadata.name.clone().unwrap_or_default();
+    let mut value = serde_json::to_value(crd).map_err(|source| Error::RenderJson {
+        name: name(),
+        source,
+    })?;
     integral_numbers_as_integers(&mut value);
-    serde_yaml::to_string(&value).expect("a JSON value serializes to YAML")
+    serde_yaml::to_string(&value).map_err(|source| Error::RenderYaml {
+        name: name(),
+        source,
+    })
 }
 
 fn integral_numbers_as_integers(value: &mut Value) {
@@ -82,9 +88,11 @@ fn integral_numbers_as_integers(value: &mut Value) {
 }
 
 /// Every CRD as one multi-document YAML stream, for `infergate crds | kubectl apply -f -`.
-pub fn render_all_yaml() -> String {
-    all_crds()
-        .iter()
-        .map(|crd| format!("---\n{}", to_yaml(crd)))
-        .collect()
+pub fn render_all_yaml() -> Result<String> {
+    let mut out = String::new();
+    for crd in all_crds() {
+        out.push_str("---\n");
+        out.push_str(&to_yaml(&crd)?);
+    }
+    Ok(out)
 }

@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     for crd in infergate_crds::all_crds() {
         let path = dir.join(infergate_crds::file_name(&crd));
-        std::fs::write(&path, infergate_crds::to_yaml(&crd))?;
+        std::fs::write(&path, infergate_crds::to_yaml(&crd)?)?;
         println!("wrote {}", path.display());
     }
     Ok(())
