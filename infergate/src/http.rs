@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.0 GET for polling local admin endpoints, without a client stack.
+//! A minimal HTTP/1.1 GET (`Connection: close`) for polling local admin endpoints, without a client stack.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +11,10 @@ pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)>
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
         stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
             .await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;

@@ -1,0 +1,180 @@
+//! The `infergate` command as a user runs it: `validate` exit codes and messages, `run` on the
+//! quickstart folder printing a URL that answers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use infergate_e2e::upstream::UPSTREAM_HEADER;
+use infergate_e2e::{FakeUpstream, envoy_bin, http, ports, wait};
+use tokio::io::AsyncBufReadExt;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `target/<profile>/infergate`, next to this test's `deps/` folder.
+fn infergate_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary location")?
+        .join("infergate");
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it first (cargo build -p infergate)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+#[test]
+fn validate_accepts_the_quickstart() -> Result<()> {
+    let out = Command::new(infergate_bin()?)
+        .arg("validate")
+        .arg(repo().join("examples/quickstart"))
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok: AIGatewayRoute default/quickstart"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("error:"), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn validate_fails_naming_the_file_and_object_of_each_problem() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("bad.yaml"), "kind: [\n")?;
+    std::fs::write(
+        dir.path().join("route.yaml"),
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata: {name: r}\n\
+         spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: missing}]}]}\n",
+    )?;
+    let out = Command::new(infergate_bin()?)
+        .arg("validate")
+        .arg(dir.path())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("bad.yaml (document 1): invalid YAML"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("AIGatewayRoute default/r [route.yaml (document 1)]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("AIServiceBackend default/missing not found"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Gateway default/gw not found"), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn crds_prints_every_manifest() -> Result<()> {
+    let out = Command::new(infergate_bin()?).arg("crds").output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for plural in [
+        "aigatewayroutes",
+        "aiservicebackends",
+        "backendsecuritypolicies",
+        "inferencepools",
+        "backends",
+    ] {
+        assert!(
+            stdout.contains(&format!("name: {plural}.")),
+            "{plural} missing"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
+    // The quickstart's backend is an OpenAI-compatible server on 127.0.0.1:8000; the copy here
+    // points at a fake one on an ephemeral port instead.
+    let upstream = FakeUpstream::start("quickstart-upstream").await?;
+    let folder = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(repo().join("examples/quickstart"))? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?
+            .replace("port: 8000", &format!("port: {}", upstream.addr().port()));
+        std::fs::write(folder.path().join(path.file_name().context("name")?), text)?;
+    }
+    let listen = ports::free_port()?;
+    let offset = listen - 80; // the Gateway listens on port 80 → served on `listen`
+    let mut child = tokio::process::Command::new(infergate_bin()?)
+        .arg("run")
+        .arg(folder.path())
+        .args(["--ads-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .args([
+            "--envoy-admin-addr",
+            &format!("127.0.0.1:{}", ports::free_port()?),
+        ])
+        .args([
+            "--privileged-port-offset",
+            &offset.to_string(),
+            "--listener-address",
+            "127.0.0.1",
+        ])
+        .env("ENVOY_BIN", envoy_bin()?)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let url = async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Some(line) = lines.next_line().await? {
+            let url = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"));
+            if let Some(url) = url.filter(|_| line.contains("listener http")) {
+                return Ok(url.to_owned());
+            }
+        }
+        bail!("infergate run printed no listener URL")
+    };
+    let url: String = tokio::time::timeout(Duration::from_secs(60), url).await??;
+    assert_eq!(url, format!("http://127.0.0.1:{listen}"));
+    let chat = format!("{url}/v1/chat/completions");
+    let answered = wait::until(
+        "the quickstart model to answer",
+        Duration::from_secs(20),
+        || async {
+            let r = http::post(
+                &chat,
+                &[("x-ai-eg-model", "some-cool-self-hosted-model")],
+                "{}",
+            )
+            .await?;
+            Ok((r.status == 200).then_some(r))
+        },
+    )
+    .await?;
+    assert_eq!(
+        answered.header(UPSTREAM_HEADER),
+        Some("quickstart-upstream")
+    );
+    let unknown = http::post(&chat, &[("x-ai-eg-model", "gpt-nope")], "{}").await?;
+    assert_eq!(unknown.status, 404);
+    assert!(upstream.requests() >= 1);
+    child.kill().await?;
+    Ok(())
+}
