@@ -56,12 +56,24 @@ impl Snapshot {
     /// Builds a snapshot from `(type URL, resource)` pairs. A later resource replaces an earlier one
     /// of the same type and name.
     pub fn new(resources: impl IntoIterator<Item = (&'static str, XdsResource)>) -> Self {
+        Self::from_shared(
+            resources
+                .into_iter()
+                .map(|(type_url, r)| (type_url, Arc::new(r))),
+        )
+    }
+
+    /// Like [`Snapshot::new`], for resources already shared (e.g. the same encoded cluster in
+    /// several Gateways' snapshots): the encoded bytes are not copied.
+    pub fn from_shared(
+        resources: impl IntoIterator<Item = (&'static str, Arc<XdsResource>)>,
+    ) -> Self {
         let mut by_type: BTreeMap<String, Resources> = BTreeMap::new();
         for (type_url, resource) in resources {
             by_type
                 .entry(type_url.to_owned())
                 .or_default()
-                .insert(resource.name.clone(), Arc::new(resource));
+                .insert(resource.name.clone(), resource);
         }
         Self::from_types(by_type)
     }

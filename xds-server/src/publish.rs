@@ -16,7 +16,7 @@ type Key = (&'static str, String);
 /// Remembers encodings between publishes.
 #[derive(Default)]
 pub struct Publisher {
-    cache: HashMap<Key, XdsResource>,
+    cache: HashMap<Key, Arc<XdsResource>>,
 }
 
 impl Publisher {
@@ -26,7 +26,7 @@ impl Publisher {
 
     /// Builds the snapshot set for a translation.
     pub fn publish(&mut self, translation: &Translation) -> SnapshotSet {
-        let mut fresh: HashMap<Key, XdsResource> = HashMap::with_capacity(self.cache.len());
+        let mut fresh: HashMap<Key, Arc<XdsResource>> = HashMap::with_capacity(self.cache.len());
         let all = Arc::new(self.snapshot(&translation.all, &mut fresh));
         let by_gateway: BTreeMap<String, Arc<Snapshot>> = translation
             .by_gateway
@@ -37,8 +37,8 @@ impl Publisher {
         SnapshotSet { all, by_gateway }
     }
 
-    fn snapshot(&self, ir: &XdsIr, fresh: &mut HashMap<Key, XdsResource>) -> Snapshot {
-        let mut resources: Vec<(&'static str, XdsResource)> = Vec::new();
+    fn snapshot(&self, ir: &XdsIr, fresh: &mut HashMap<Key, Arc<XdsResource>>) -> Snapshot {
+        let mut resources: Vec<(&'static str, Arc<XdsResource>)> = Vec::new();
         let mut add =
             |type_url: &'static str,
              name: &str,
@@ -47,11 +47,11 @@ impl Publisher {
                 let key = (type_url, name.to_string());
                 let resource = match fresh.get(&key).or_else(|| self.cache.get(&key)) {
                     Some(cached) if cached.version == version => cached.clone(),
-                    _ => XdsResource {
+                    _ => Arc::new(XdsResource {
                         name: name.to_string(),
                         version,
                         body: build(),
-                    },
+                    }),
                 };
                 fresh.insert(key, resource.clone());
                 resources.push((type_url, resource));
@@ -76,7 +76,7 @@ impl Publisher {
                 pack(&endpoint::cluster_load_assignment(e))
             });
         }
-        Snapshot::new(resources)
+        Snapshot::from_shared(resources)
     }
 }
 

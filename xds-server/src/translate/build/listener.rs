@@ -12,7 +12,7 @@ use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, LocalReplyConfig, Rds, ResponseMapper,
-    http_connection_manager::{CodecType, RouteSpecifier},
+    http_connection_manager::{CodecType, RouteSpecifier, StripPortMode},
     http_filter,
 };
 use envoy_types::pb::google::protobuf::{
@@ -62,6 +62,8 @@ fn http_connection_manager(ir: &ListenerIr) -> HttpConnectionManager {
         // Streams of LLM responses outlive Envoy's 5-minute default stream idle timeout.
         stream_idle_timeout: Some(super::duration(std::time::Duration::from_secs(3600))),
         use_remote_address: Some(BoolValue { value: true }),
+        // `Host: api.example.com:8080` must match the virtual host `api.example.com`.
+        strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
         local_reply_config: ir.ai_routes.then(unknown_model_reply),
         ..Default::default()
     }
