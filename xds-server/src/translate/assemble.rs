@@ -86,12 +86,18 @@ pub fn assemble(
     }
     let mut clusters: BTreeMap<String, ClusterIr> = BTreeMap::new();
     let mut endpoints: BTreeMap<String, EndpointsIr> = BTreeMap::new();
+    // A route attached to two listeners of one port lands in a virtual host once.
+    let mut placed: BTreeSet<(usize, u16, String, ObjectKey)> = BTreeSet::new();
     for route in routes {
         for at in &route.attached {
             let listener = &gateways[at.gateway].listeners[at.listener];
             let domains = effective_domains(listener.hostname.as_deref(), &route.hostnames);
             let vhosts = ports.entry((at.gateway, listener.port)).or_default();
             for domain in domains {
+                let place = (at.gateway, listener.port, domain.clone(), route.key.clone());
+                if !placed.insert(place) {
+                    continue;
+                }
                 let (entries, ai) = vhosts.entry(domain).or_default();
                 *ai |= route.ai;
                 for (order, rule) in route.rules.iter().enumerate() {
