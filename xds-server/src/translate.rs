@@ -17,6 +17,7 @@ mod duration;
 mod gateway;
 mod http_route;
 mod refs;
+mod route_common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

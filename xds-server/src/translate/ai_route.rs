@@ -14,12 +14,12 @@ use super::Cx;
 use super::assemble::RouteModel;
 use super::attach::Attachments;
 use super::backend::{self, BackendRef};
-use super::http_route::{parse_timeout, route_name};
 use super::ir::{
     ActionIr, ClusterIr, DiscoveryIr, EndpointIr, EndpointsIr, ForwardIr, HeaderMatchIr,
     LocalityIr, MatchIr, RouteIr, StringMatchIr, TlsIr,
 };
 use super::refs::From;
+use super::route_common::{report_resolved, route_name, rule_timeouts};
 use crate::keys::{
     BACKEND_METADATA_NAME, BACKEND_METADATA_NAMESPACE, BACKEND_METADATA_ROUTE,
     BACKEND_METADATA_RULE, DEFAULT_AI_ROUTE_TIMEOUT_SECS, TRANSPORT_SOCKET_MATCH_NAMESPACE,
@@ -44,34 +44,22 @@ fn translate(
     route: &AIGatewayRoute,
 ) -> RouteModel {
     let attached = attachments.attach(cx, key, &route.spec.parent_refs, &route.spec.hostnames);
-    let mut model = RouteModel {
-        key: key.clone(),
-        created: route
+    let mut model = RouteModel::new(
+        key,
+        route
             .metadata
             .creation_timestamp
             .as_ref()
             .map(|t| format!("{:?}", t.0)),
-        hostnames: route.spec.hostnames.clone(),
+        route.spec.hostnames.clone(),
         attached,
-        rules: Vec::new(),
-        clusters: Vec::new(),
-        endpoints: Vec::new(),
-        ai: true,
-    };
+        true,
+    );
     let mut refs_ok = true;
     for (i, rule) in route.spec.rules.iter().enumerate() {
         refs_ok &= translate_rule(cx, key, i, rule, &mut model);
     }
-    if refs_ok {
-        cx.status.push(
-            key,
-            Condition::ok(
-                reason::RESOLVED_REFS,
-                reason::RESOLVED_REFS,
-                "all references resolved",
-            ),
-        );
-    }
+    report_resolved(cx, key, refs_ok);
     model
 }
 
@@ -84,16 +72,10 @@ fn translate_rule(
 ) -> bool {
     let scope = format!("rule {i}");
     let timeouts = rule.timeouts.as_ref();
-    let Ok(timeout) = parse_timeout(cx, key, &scope, timeouts.and_then(|t| t.request.as_deref()))
+    let request = timeouts.and_then(|t| t.request.as_deref());
+    let backend_request = timeouts.and_then(|t| t.backend_request.as_deref());
+    let Some((timeout, per_try_timeout)) = rule_timeouts(cx, key, &scope, request, backend_request)
     else {
-        return true;
-    };
-    let Ok(per_try_timeout) = parse_timeout(
-        cx,
-        key,
-        &scope,
-        timeouts.and_then(|t| t.backend_request.as_deref()),
-    ) else {
         return true;
     };
     let cluster_name = format!("{}/rule/{i}", route_name(key));

@@ -8,6 +8,7 @@ use gateway_api::httproutes::{
 };
 use infergate_crds::refs::ParentReference;
 
+use super::Cx;
 use super::assemble::RouteModel;
 use super::attach::Attachments;
 use super::backend::{self, BackendRef};
@@ -16,7 +17,7 @@ use super::ir::{
     LocalityIr, MatchIr, PathMatchIr, QueryMatchIr, RouteIr, StringMatchIr,
 };
 use super::refs::From;
-use super::{Cx, duration};
+use super::route_common::{report_resolved, route_name, rule_timeouts};
 use crate::keys::TRANSPORT_SOCKET_MATCH_NAMESPACE;
 use crate::object::ObjectKey;
 use crate::status::{Condition, reason};
@@ -50,34 +51,22 @@ fn translate(
         .collect();
     let hostnames = route.spec.hostnames.clone().unwrap_or_default();
     let attached = attachments.attach(cx, key, &parents, &hostnames);
-    let mut model = RouteModel {
-        key: key.clone(),
-        created: route
+    let mut model = RouteModel::new(
+        key,
+        route
             .metadata
             .creation_timestamp
             .as_ref()
             .map(|t| format!("{:?}", t.0)),
         hostnames,
         attached,
-        rules: Vec::new(),
-        clusters: Vec::new(),
-        endpoints: Vec::new(),
-        ai: false,
-    };
+        false,
+    );
     let mut refs_ok = true;
     for (i, rule) in route.spec.rules.iter().flatten().enumerate() {
         refs_ok &= translate_rule(cx, key, i, rule, &mut model);
     }
-    if refs_ok {
-        cx.status.push(
-            key,
-            Condition::ok(
-                reason::RESOLVED_REFS,
-                reason::RESOLVED_REFS,
-                "all references resolved",
-            ),
-        );
-    }
+    report_resolved(cx, key, refs_ok);
     model
 }
 
@@ -98,25 +87,12 @@ fn translate_rule(
         );
         return true;
     }
-    let timeout = match parse_timeout(
-        cx,
-        key,
-        &scope,
-        rule.timeouts.as_ref().and_then(|t| t.request.as_deref()),
-    ) {
-        Ok(t) => t,
-        Err(()) => return true,
-    };
-    let per_try_timeout = match parse_timeout(
-        cx,
-        key,
-        &scope,
-        rule.timeouts
-            .as_ref()
-            .and_then(|t| t.backend_request.as_deref()),
-    ) {
-        Ok(t) => t,
-        Err(()) => return true,
+    let timeouts = rule.timeouts.as_ref();
+    let request = timeouts.and_then(|t| t.request.as_deref());
+    let backend_request = timeouts.and_then(|t| t.backend_request.as_deref());
+    let Some((timeout, per_try_timeout)) = rule_timeouts(cx, key, &scope, request, backend_request)
+    else {
+        return true;
     };
     let mut clusters = Vec::new();
     let mut invalid_weight = 0;
@@ -185,37 +161,6 @@ fn translate_rule(
         });
     }
     all_ok
-}
-
-pub fn route_name(key: &ObjectKey) -> String {
-    format!(
-        "{}/{}",
-        key.kind.as_str().to_ascii_lowercase(),
-        key.namespaced_name()
-    )
-}
-
-/// Parses an optional Gateway API duration; a bad one is a condition on the rule.
-pub fn parse_timeout(
-    cx: &mut Cx<'_>,
-    key: &ObjectKey,
-    scope: &str,
-    value: Option<&str>,
-) -> Result<Option<std::time::Duration>, ()> {
-    let Some(value) = value else { return Ok(None) };
-    match duration::parse(value) {
-        Some(d) => Ok(Some(d)),
-        None => {
-            let message = format!(
-                "timeout {value:?} is not a valid duration (e.g. 30s, 1m, 500ms); the rule is not served"
-            );
-            cx.status.push(
-                key,
-                Condition::fail(reason::ACCEPTED, reason::UNSUPPORTED_VALUE, message).scoped(scope),
-            );
-            Err(())
-        }
-    }
 }
 
 fn match_ir(m: &HttpRouteRulesMatches) -> MatchIr {
