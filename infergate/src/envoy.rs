@@ -39,13 +39,13 @@ pub fn find() -> Result<PathBuf, Error> {
     {
         return Ok(bin);
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(bin) = std::env::split_paths(&path)
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
             .map(|d| d.join("envoy"))
             .find(|p| p.is_file())
-        {
-            return Ok(bin);
-        }
+    });
+    if let Some(bin) = on_path {
+        return Ok(bin);
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     cwd.ancestors()

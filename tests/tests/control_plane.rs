@@ -47,8 +47,11 @@ fn backend_yaml(name: &str, addr: SocketAddr) -> String {
     )
 }
 
-/// An AIGatewayRoute: `rules` are (model, [(backend, weight, priority)]).
-fn route_yaml(rules: &[(&str, &[(&str, u32, u32)])]) -> String {
+/// `(backend, weight, priority)` of one backendRef.
+type Ref<'a> = (&'a str, u32, u32);
+
+/// An AIGatewayRoute: `rules` are (model, backendRefs).
+fn route_yaml(rules: &[(&str, &[Ref<'_>])]) -> String {
     let mut out = String::from(
         "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\nmetadata: {name: models, namespace: default}\n\
          spec:\n  parentRefs: [{name: ai}]\n  rules:\n",
@@ -397,7 +400,7 @@ async fn twenty_reloads_under_concurrent_load_fail_no_request() -> Result<()> {
         .await
     });
     // Each edit moves the model to other backends (new clusters, new routes, old ones removed).
-    let plans: [&[(&str, u32, u32)]; 4] = [
+    let plans: [&[Ref<'_>]; 4] = [
         &[("b", 1, 0)],
         &[("c", 1, 0), ("a", 1, 0)],
         &[("a", 2, 0), ("b", 1, 1)],

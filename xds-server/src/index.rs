@@ -76,12 +76,12 @@ impl Index {
 
     /// Adds or replaces an object. Returns whether anything changed.
     pub fn apply(&mut self, raw: RawObject) -> bool {
-        if let Some(entry) = self.entries.get_mut(&raw.key) {
-            if entry.raw == raw.value {
-                let moved = entry.origin != raw.origin;
-                entry.origin = raw.origin;
-                return moved;
-            }
+        if let Some(entry) = self.entries.get_mut(&raw.key)
+            && entry.raw == raw.value
+        {
+            let moved = entry.origin != raw.origin;
+            entry.origin = raw.origin;
+            return moved;
         }
         let parsed = parse::parse(&raw).map(Arc::new);
         let previous = self.entries.remove(&raw.key).and_then(|e| e.last_good);

@@ -15,6 +15,9 @@ use super::SourceError;
 use super::document;
 use crate::object::{ObjectKey, Origin, RawObject};
 
+/// Resolves `${VAR}` references (the process environment by default).
+pub type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The objects and errors of a folder at one point in time.
 #[derive(Debug, Default, Clone)]
 pub struct DirView {
@@ -33,7 +36,7 @@ struct FileState {
 pub struct DirSource {
     root: PathBuf,
     files: HashMap<PathBuf, FileState>,
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Lookup,
 }
 
 impl DirSource {
@@ -43,10 +46,7 @@ impl DirSource {
     }
 
     /// A source with its own variable lookup (tests, or `--env-file`).
-    pub fn with_lookup(
-        root: impl Into<PathBuf>,
-        lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
-    ) -> Self {
+    pub fn with_lookup(root: impl Into<PathBuf>, lookup: Lookup) -> Self {
         DirSource {
             root: root.into(),
             files: HashMap::new(),
