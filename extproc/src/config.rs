@@ -1,0 +1,205 @@
+//! What the control plane delivers to the extproc (JSON), and its compiled form.
+//!
+//! [`Config`] is the wire model: routes with their rules, backends with schema, mutations and
+//! credentials, already resolved by the xds-server (Secrets read, references followed).
+//! [`Config::build`] validates and compiles it into a [`RuntimeConfig`]. The policy is the
+//! translator's: a bad route or backend becomes a [`ConfigError`] naming it and is left out;
+//! it never fails the whole config.
+
+mod build;
+mod store;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use build::{
+    Backend, BackendRef, BodyMutation, BuildOutput, ConfigError, Credential, HeaderMutation,
+    ListedModel, ObjectKind, Route, Rule, RuntimeConfig, Schema,
+};
+pub use store::ConfigStore;
+
+/// Everything the extproc needs, as the control plane sends it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Opaque version chosen by the control plane (a content hash), echoed in logs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    /// Largest request body accepted, in bytes; 32 MiB when absent. Envoy's buffer limit on the
+    /// router-leg listener is set to match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body_limit_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendConfig>,
+}
+
+/// One AIGatewayRoute.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `namespace/name`.
+    pub name: String,
+    /// Hostnames the route serves (`*.example.com` allowed); empty serves every host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    /// Creation time of the route; the default `created` of its listed models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<jiff::Timestamp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub llm_request_costs: Vec<CostConfig>,
+}
+
+/// One rule of a route, in the route's order (the index is the `rule` of host metadata).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Exact `x-ai-eg-model` matches of the rule: the models it serves and lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models_owned_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models_created_at: Option<jiff::Timestamp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_refs: Vec<BackendRefConfig>,
+}
+
+/// A rule's reference to a backend, with what it changes for that backend.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendRefConfig {
+    /// `namespace/name` of the backend.
+    pub name: String,
+    /// Model the upstream is asked for instead of the client's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_name_override: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_mutation: Option<HeaderMutationConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_mutation: Option<BodyMutationConfig>,
+}
+
+/// One AIServiceBackend with its security policy resolved.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `namespace/name`.
+    pub name: String,
+    pub schema: SchemaConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_mutation: Option<HeaderMutationConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_mutation: Option<BodyMutationConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialConfig>,
+}
+
+/// The API a backend speaks. `name` is a string so an unsupported schema is an error on that
+/// backend, not on the whole config.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SchemaConfig {
+    /// `OpenAI` or `Anthropic`.
+    pub name: String,
+    /// Path prefix of the API on the upstream (`v1` when absent): `/v1/chat/completions` goes to
+    /// `/{prefix}/chat/completions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Accepted for compatibility with the CRD; unused by the supported schemas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderMutationConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HeaderConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderConfig {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BodyMutationConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<BodyFieldConfig>,
+    /// Field paths to remove (`a.b` reaches into objects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// `value` is JSON text (`"\"scale\""`, `42`, `{"a":1}`); text that is not JSON is taken as a
+/// plain string, as Envoy AI Gateway does.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BodyFieldConfig {
+    /// Field path (`a.b` reaches into objects, creating them).
+    pub path: String,
+    pub value: String,
+}
+
+/// Upstream credential, with the secret value already read by the control plane.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum CredentialConfig {
+    /// `Authorization: Bearer <key>` (OpenAI schema) or `x-api-key: <key>` (Anthropic schema).
+    #[serde(rename = "APIKey")]
+    ApiKey { key: String },
+}
+
+impl fmt::Debug for CredentialConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialConfig::ApiKey { .. } => f.write_str("ApiKey { key: <redacted> }"),
+        }
+    }
+}
+
+/// One `llmRequestCosts` entry of a route.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CostConfig {
+    pub metadata_key: String,
+    #[serde(rename = "type")]
+    pub kind: CostKind,
+    /// The expression, for `type: CEL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cel: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CostKind {
+    InputToken,
+    CachedInputToken,
+    CacheCreationInputToken,
+    OutputToken,
+    TotalToken,
+    ReasoningToken,
+    #[serde(rename = "CEL")]
+    Cel,
+}
+
+impl Config {
+    /// Parses the JSON the control plane sends.
+    pub fn from_json(bytes: &[u8]) -> crate::Result<Config> {
+        serde_json::from_slice(bytes).map_err(|source| crate::Error::ParseConfig { source })
+    }
+
+    /// Validates and compiles; bad routes and backends are reported and left out.
+    pub fn build(&self) -> BuildOutput {
+        build::build(self)
+    }
+}

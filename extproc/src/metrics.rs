@@ -1,0 +1,148 @@
+//! OpenTelemetry GenAI instruments as Prometheus metrics, with Envoy AI Gateway's names and
+//! buckets so its dashboards work: `gen_ai_client_token_usage`,
+//! `gen_ai_server_request_duration_seconds`, `gen_ai_server_time_to_first_token_seconds`,
+//! `gen_ai_server_time_per_output_token_seconds`.
+//!
+//! Only responses from a configured backend are recorded, so a client cannot grow the label
+//! sets by asking for arbitrary model names.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::usage::TokenUsage;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Labels {
+    pub gen_ai_operation_name: String,
+    pub gen_ai_provider_name: String,
+    pub gen_ai_request_model: String,
+    pub gen_ai_response_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    gen_ai_operation_name: String,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+    gen_ai_response_model: String,
+    gen_ai_token_type: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+#[derive(Clone)]
+pub struct Metrics {
+    token_usage: HistogramFamily<TokenLabels>,
+    request_duration: HistogramFamily<Labels>,
+    time_to_first_token: HistogramFamily<Labels>,
+    time_per_output_token: HistogramFamily<Labels>,
+}
+
+fn token_buckets() -> Histogram {
+    Histogram::new([
+        1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+        4194304.0, 16777216.0, 67108864.0,
+    ])
+}
+
+fn duration_buckets() -> Histogram {
+    Histogram::new([
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ])
+}
+
+fn first_token_buckets() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+        15.0, 20.0, 30.0, 45.0, 60.0,
+    ])
+}
+
+fn per_token_buckets() -> Histogram {
+    Histogram::new([
+        0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+    ])
+}
+
+impl Metrics {
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let metrics = Metrics {
+            token_usage: Family::new_with_constructor(token_buckets),
+            request_duration: Family::new_with_constructor(duration_buckets),
+            time_to_first_token: Family::new_with_constructor(first_token_buckets),
+            time_per_output_token: Family::new_with_constructor(per_token_buckets),
+        };
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Number of tokens processed",
+            metrics.token_usage.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_request_duration",
+            "Generative AI server request duration such as time-to-last byte or last output token",
+            Unit::Seconds,
+            metrics.request_duration.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_to_first_token",
+            "Time to receive first token in streaming responses",
+            Unit::Seconds,
+            metrics.time_to_first_token.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_per_output_token",
+            "Time per output token generated after the first token for successful responses",
+            Unit::Seconds,
+            metrics.time_per_output_token.clone(),
+        );
+        metrics
+    }
+
+    /// One finished response: duration always, token counts that were reported, and for
+    /// streams the time to first token and per output token.
+    pub fn record(
+        &self,
+        labels: &Labels,
+        duration: Duration,
+        usage: &TokenUsage,
+        first_token: Option<Duration>,
+    ) {
+        self.request_duration
+            .get_or_create(labels)
+            .observe(duration.as_secs_f64());
+        for (kind, count) in [
+            ("input", usage.input),
+            ("cached_input", usage.cached_input),
+            ("cache_creation_input", usage.cache_creation_input),
+            ("output", usage.output),
+            ("reasoning", usage.reasoning),
+        ] {
+            if let Some(count) = count {
+                self.token_usage
+                    .get_or_create(&TokenLabels {
+                        gen_ai_operation_name: labels.gen_ai_operation_name.clone(),
+                        gen_ai_provider_name: labels.gen_ai_provider_name.clone(),
+                        gen_ai_request_model: labels.gen_ai_request_model.clone(),
+                        gen_ai_response_model: labels.gen_ai_response_model.clone(),
+                        gen_ai_token_type: kind,
+                    })
+                    .observe(count as f64);
+            }
+        }
+        if let Some(first) = first_token {
+            self.time_to_first_token
+                .get_or_create(labels)
+                .observe(first.as_secs_f64());
+            if let Some(output) = usage.output.filter(|&o| o > 1) {
+                let after_first = duration.saturating_sub(first).as_secs_f64();
+                self.time_per_output_token
+                    .get_or_create(labels)
+                    .observe(after_first / (output - 1) as f64);
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The extproc as a library: start it on given addresses (port 0 for ephemeral), learn what
+//! it bound from [`Running::bound`], stop it by dropping [`Running`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
+    ExternalProcessor, ExternalProcessorServer,
+};
+use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::config::ConfigStore;
+use crate::metrics::Metrics;
+use crate::router::RouterLeg;
+use crate::upstream::UpstreamLeg;
+use crate::{Error, Result, admin, keys};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// ext_proc gRPC address (1063 by default).
+    pub grpc_addr: SocketAddr,
+    /// Admin HTTP address: `/metrics`, `/healthz` (1064 by default).
+    pub admin_addr: SocketAddr,
+    /// Honour `x-infergate-backend` request headers on the upstream leg when Envoy sends no
+    /// attributes. For tests without Envoy; never in production (the router leg strips
+    /// client copies, but an upstream filter without attributes would then trust a header).
+    pub trust_backend_header: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 1063)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 1064)),
+            trust_backend_header: false,
+        }
+    }
+}
+
+/// The addresses the server really bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub grpc: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// A running extproc. Dropping it stops both servers.
+pub struct Running {
+    bound: Bound,
+    store: Arc<ConfigStore>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn bound(&self) -> Bound {
+        self.bound
+    }
+
+    /// The config every stream reads; update it to change routes and backends.
+    pub fn store(&self) -> &Arc<ConfigStore> {
+        &self.store
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+pub struct Server;
+
+impl Server {
+    /// Binds both listeners, then serves until the returned [`Running`] is dropped.
+    pub async fn start(options: Options, store: Arc<ConfigStore>) -> Result<Running> {
+        let grpc_listener = bind("ext_proc gRPC", options.grpc_addr).await?;
+        let admin_listener = bind("admin HTTP", options.admin_addr).await?;
+        let bound = Bound {
+            grpc: grpc_listener.local_addr().unwrap_or(options.grpc_addr),
+            admin: admin_listener.local_addr().unwrap_or(options.admin_addr),
+        };
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let service = ExtProcService {
+            store: store.clone(),
+            metrics,
+            trust_backend_header: options.trust_backend_header,
+        };
+        // A buffered body arrives in one message: allow the body limit plus framing. The
+        // limit is read at start; raising it in config later needs a restart to take effect
+        // for bodies over the limit at start.
+        let max_message = usize::try_from(store.load().request_body_limit)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1024 * 1024);
+        let grpc = ExternalProcessorServer::new(service)
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+            let served = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .add_service(grpc)
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "ext_proc gRPC server stopped");
+            }
+        }));
+        let admin = admin::router(Arc::new(registry));
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = axum::serve(admin_listener, admin).await {
+                tracing::error!(error = %err, "admin server stopped");
+            }
+        }));
+        tracing::info!(grpc = %bound.grpc, admin = %bound.admin, "extproc started");
+        Ok(Running {
+            bound,
+            store,
+            tasks,
+        })
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })
+}
+
+/// Which leg a stream serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    Router,
+    Upstream,
+}
+
+struct ExtProcService {
+    store: Arc<ConfigStore>,
+    metrics: Metrics,
+    trust_backend_header: bool,
+}
+
+#[tonic::async_trait]
+impl ExternalProcessor for ExtProcService {
+    type ProcessStream = ReceiverStream<std::result::Result<ProcessingResponse, Status>>;
+
+    async fn process(
+        &self,
+        request: Request<Streaming<ProcessingRequest>>,
+    ) -> std::result::Result<Response<Self::ProcessStream>, Status> {
+        // The filter names its leg in the gRPC initial metadata; without it, a stream whose
+        // first message carries our host attributes is an upstream leg.
+        let named = match request
+            .metadata()
+            .get(keys::LEG_GRPC_METADATA)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(keys::LEG_ROUTER) => Some(Leg::Router),
+            Some(keys::LEG_UPSTREAM) => Some(Leg::Upstream),
+            _ => None,
+        };
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(8);
+        let store = self.store.clone();
+        let metrics = self.metrics.clone();
+        let trust = self.trust_backend_header;
+        tokio::spawn(async move {
+            let first = match inbound.message().await {
+                Ok(Some(first)) => first,
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(%status, "ext_proc stream ended before its first message");
+                    return;
+                }
+            };
+            let leg = named.unwrap_or_else(|| {
+                if crate::target::Target::from_attributes(&first.attributes).is_some() {
+                    Leg::Upstream
+                } else {
+                    Leg::Router
+                }
+            });
+            match leg {
+                Leg::Router => {
+                    let mut router = RouterLeg::new(store, metrics);
+                    serve(first, &mut inbound, &tx, |m| router.handle(m)).await;
+                    router.close();
+                }
+                Leg::Upstream => {
+                    let mut upstream = UpstreamLeg::new(store, trust);
+                    serve(first, &mut inbound, &tx, |m| upstream.handle(m)).await;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Answers each message in order until Envoy closes the stream or stops listening.
+async fn serve(
+    first: ProcessingRequest,
+    inbound: &mut Streaming<ProcessingRequest>,
+    tx: &mpsc::Sender<std::result::Result<ProcessingResponse, Status>>,
+    mut handle: impl FnMut(ProcessingRequest) -> ProcessingResponse,
+) {
+    let mut next = Some(first);
+    while let Some(message) = next {
+        if message.observability_mode {
+            // Envoy ignores answers in observability mode; handle for usage, answer nothing.
+            let _ = handle(message);
+        } else if tx.send(Ok(handle(message))).await.is_err() {
+            return;
+        }
+        next = match inbound.message().await {
+            Ok(m) => m,
+            Err(status) => {
+                tracing::debug!(%status, "ext_proc stream closed by Envoy");
+                None
+            }
+        };
+    }
+}
