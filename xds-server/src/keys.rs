@@ -34,3 +34,12 @@ pub const DEFAULT_AI_ROUTE_TIMEOUT_SECS: u64 = 60;
 
 /// CA bundle used when a Backend asks for the system's well-known CAs.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Name of the router-leg ext_proc filter in the HTTP connection manager (per-route config key).
+pub const EXTPROC_ROUTER_FILTER: &str = "infergate.extproc.router";
+/// Name of the upstream-leg ext_proc filter in AI rule clusters.
+pub const EXTPROC_UPSTREAM_FILTER: &str = "infergate.extproc.upstream";
+/// Cluster Envoy reaches the extproc through.
+pub const EXTPROC_CLUSTER: &str = "infergate/extproc";
+/// ext_proc request attribute carrying the picked host's metadata to the upstream leg.
+pub const UPSTREAM_HOST_METADATA_ATTRIBUTE: &str = "xds.upstream_host_metadata";

@@ -38,6 +38,34 @@ pub struct Options {
     pub controller_names: Vec<String>,
     /// Upstream connect timeout.
     pub connect_timeout: Duration,
+    /// Where the extproc listens; `None` serves AIGatewayRoutes on the `x-ai-eg-model` header
+    /// alone, without the extproc's two legs.
+    pub extproc: Option<ExtprocOptions>,
+}
+
+/// The extproc as Envoy reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtprocOptions {
+    /// IP or hostname of the extproc's gRPC listener (several replicas: a DNS name).
+    pub address: String,
+    pub port: u16,
+    /// How long Envoy waits for each ext_proc answer.
+    pub message_timeout: Duration,
+    /// Largest request body Envoy buffers for the extproc (bytes); the extproc enforces the same.
+    pub body_limit: u64,
+}
+
+impl ExtprocOptions {
+    /// Default request body limit: 32 MiB.
+    pub const DEFAULT_BODY_LIMIT: u64 = 32 * 1024 * 1024;
+
+    pub fn ir(&self) -> ir::ExtprocIr {
+        ir::ExtprocIr {
+            cluster: crate::keys::EXTPROC_CLUSTER.to_string(),
+            message_timeout: self.message_timeout,
+            body_limit: self.body_limit,
+        }
+    }
 }
 
 impl Default for Options {
@@ -50,6 +78,7 @@ impl Default for Options {
                 .map(|s| s.to_string())
                 .collect(),
             connect_timeout: Duration::from_secs(5),
+            extproc: None,
         }
     }
 }

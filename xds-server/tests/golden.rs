@@ -7,15 +7,27 @@ use std::path::{Path, PathBuf};
 use xds_server::index::Index;
 use xds_server::source::dir::DirSource;
 use xds_server::translate::build::{cluster, endpoint, listener, route};
-use xds_server::translate::{Options, Translation, translate};
+use xds_server::translate::{ExtprocOptions, Options, Translation, translate};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
-fn options() -> Options {
+/// Cases named `extproc-*` run with the extproc configured; the rest without.
+fn options(case: &Path) -> Options {
+    let name = case
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let extproc = name.starts_with("extproc-").then(|| ExtprocOptions {
+        address: "127.0.0.1".into(),
+        port: 1063,
+        message_timeout: std::time::Duration::from_secs(10),
+        body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
+    });
     Options {
         privileged_port_offset: 10000,
+        extproc,
         ..Options::default()
     }
 }
@@ -31,7 +43,7 @@ fn translate_case(input: &Path) -> Translation {
     let mut index = Index::new();
     index.set_source_errors(view.errors);
     index.sync(view.objects);
-    translate(&index.snapshot(), &options())
+    translate(&index.snapshot(), &options(input))
 }
 
 fn render(translation: &Translation) -> Vec<(&'static str, String)> {

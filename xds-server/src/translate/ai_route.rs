@@ -15,8 +15,8 @@ use super::assemble::RouteModel;
 use super::attach::Attachments;
 use super::backend::{self, BackendRef};
 use super::ir::{
-    ActionIr, ClusterIr, DiscoveryIr, EndpointIr, EndpointsIr, ForwardIr, HeaderMatchIr,
-    LocalityIr, MatchIr, RouteIr, StringMatchIr, TlsIr,
+    ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, ForwardIr,
+    HeaderMatchIr, LocalityIr, MatchIr, RouteIr, StringMatchIr, TlsIr,
 };
 use super::refs::From;
 use super::route_common::{report_resolved, route_name, rule_timeouts};
@@ -183,6 +183,10 @@ fn translate_rule(
             tls,
             outlier_detection: true,
             connect_timeout: cx.options.connect_timeout,
+            protocol: match &cx.options.extproc {
+                Some(extproc) => ClusterProtocolIr::UpstreamExtproc(extproc.ir()),
+                None => ClusterProtocolIr::Default,
+            },
         });
         if all_ip {
             model.endpoints.push(assignment);
@@ -221,6 +225,7 @@ fn translate_rule(
             },
             action: action.clone(),
             metadata: BTreeMap::new(),
+            extproc_disabled: false,
         });
     }
     all_ok

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::attach::{ListenerRef, hostnames_intersect};
 use super::gateway::GatewayModel;
 use super::ir::{
-    ActionIr, ClusterIr, EndpointsIr, ListenerIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr,
-    VirtualHostIr,
+    ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, ListenerIr,
+    LocalityIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, VirtualHostIr,
 };
-use super::{Options, XdsIr};
+use super::{ExtprocOptions, Options, XdsIr};
 use crate::object::ObjectKey;
 
 /// A translated route object, ready to be placed on listeners.
@@ -102,7 +102,12 @@ pub fn assemble(
                 *ai |= route.ai;
                 for (order, rule) in route.rules.iter().enumerate() {
                     let p = precedence(&rule.matcher, &route.created, &route.key, order);
-                    entries.push((p, rule.clone()));
+                    // Only AI routes go through the router leg (settled per listener below).
+                    let rule = RouteIr {
+                        extproc_disabled: !route.ai,
+                        ..rule.clone()
+                    };
+                    entries.push((p, rule));
                 }
             }
             let used = used_clusters.entry(at.gateway).or_default();
@@ -122,19 +127,27 @@ pub fn assemble(
     for ((g, port), vhosts) in ports {
         let gateway = &gateways[g];
         let name = format!("{}/{port}", gateway.key.namespaced_name());
-        let mut ai_routes = false;
+        let ai_routes = vhosts.values().any(|(_, ai)| *ai);
+        let extproc = options
+            .extproc
+            .as_ref()
+            .filter(|_| ai_routes)
+            .map(|e| e.ir());
         let virtual_hosts = vhosts
             .into_iter()
             .map(|(domain, (mut entries, ai))| {
-                ai_routes |= ai;
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut routes: Vec<RouteIr> = entries.into_iter().map(|(_, r)| r).collect();
                 if ai {
                     routes.push(unknown_model_route(&name));
                 }
+                if extproc.is_none() {
+                    routes.iter_mut().for_each(|r| r.extproc_disabled = false);
+                }
                 VirtualHostIr {
                     name: format!("{name}/{domain}"),
                     domains: vec![domain],
+                    body_limit: extproc.as_ref().filter(|_| ai).map(|e| e.body_limit),
                     routes,
                 }
             })
@@ -145,6 +158,7 @@ pub fn assemble(
             port,
             route_config: name.clone(),
             ai_routes,
+            extproc: extproc.clone(),
         };
         let route_config = RouteConfigIr {
             name,
@@ -165,7 +179,15 @@ pub fn assemble(
         per.endpoints
             .extend(used.iter().filter_map(|c| endpoints.get(c).cloned()));
     }
-    all.clusters = clusters.into_values().collect();
+    if let Some(extproc) = &options.extproc {
+        let service = extproc_cluster(extproc, options);
+        for config in by_gateway.values_mut().chain(std::iter::once(&mut all)) {
+            if config.listeners.iter().any(|l| l.extproc.is_some()) {
+                config.clusters.push(service.clone());
+            }
+        }
+    }
+    all.clusters.extend(clusters.into_values());
     all.endpoints = endpoints.into_values().collect();
     (all, by_gateway)
 }
@@ -205,5 +227,34 @@ fn unknown_model_route(listener: &str) -> RouteIr {
             body: String::new(),
         },
         metadata: BTreeMap::new(),
+        extproc_disabled: false,
+    }
+}
+
+/// The gRPC cluster Envoy reaches the extproc through (HTTP/2, DNS so several replicas behind
+/// one name all take traffic).
+fn extproc_cluster(extproc: &ExtprocOptions, options: &Options) -> ClusterIr {
+    let endpoint = EndpointIr {
+        address: extproc.address.clone(),
+        port: extproc.port,
+        metadata: BTreeMap::new(),
+    };
+    let name = crate::keys::EXTPROC_CLUSTER.to_string();
+    let localities = vec![LocalityIr {
+        name: "extproc".into(),
+        priority: 0,
+        weight: 1,
+        endpoints: vec![endpoint],
+    }];
+    ClusterIr {
+        name: name.clone(),
+        discovery: DiscoveryIr::StrictDns(EndpointsIr {
+            cluster: name,
+            localities,
+        }),
+        tls: Vec::new(),
+        outlier_detection: false,
+        connect_timeout: options.connect_timeout,
+        protocol: ClusterProtocolIr::Http2,
     }
 }

@@ -13,8 +13,8 @@ use super::assemble::RouteModel;
 use super::attach::Attachments;
 use super::backend::{self, BackendRef};
 use super::ir::{
-    ActionIr, ClusterIr, DiscoveryIr, EndpointIr, EndpointsIr, ForwardIr, HeaderMatchIr,
-    LocalityIr, MatchIr, PathMatchIr, QueryMatchIr, RouteIr, StringMatchIr,
+    ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, ForwardIr,
+    HeaderMatchIr, LocalityIr, MatchIr, PathMatchIr, QueryMatchIr, RouteIr, StringMatchIr,
 };
 use super::refs::From;
 use super::route_common::{report_resolved, route_name, rule_timeouts};
@@ -158,6 +158,7 @@ fn translate_rule(
             matcher: match_ir(matcher),
             action: action.clone(),
             metadata: BTreeMap::new(),
+            extproc_disabled: false,
         });
     }
     all_ok
@@ -259,6 +260,7 @@ fn backend_cluster(cx: &Cx<'_>, resolved: &backend::Resolved) -> (ClusterIr, Opt
         tls: resolved.tls.iter().cloned().collect(),
         outlier_detection: false,
         connect_timeout: cx.options.connect_timeout,
+        protocol: ClusterProtocolIr::Default,
     };
     (cluster, all_ip.then_some(assignment))
 }

@@ -15,6 +15,17 @@ pub struct ListenerIr {
     pub route_config: String,
     /// The listener serves AIGatewayRoutes: unknown models get an OpenAI-shaped 404.
     pub ai_routes: bool,
+    /// Router-leg ext_proc, on listeners with AIGatewayRoutes when an extproc is configured.
+    pub extproc: Option<ExtprocIr>,
+}
+
+/// Where Envoy reaches the extproc and how long it waits for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExtprocIr {
+    pub cluster: String,
+    pub message_timeout: Duration,
+    /// Largest request body Envoy buffers for the extproc (bytes).
+    pub body_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,6 +38,8 @@ pub struct RouteConfigIr {
 pub struct VirtualHostIr {
     pub name: String,
     pub domains: Vec<String>,
+    /// Request body buffer limit (bytes), raised for AI virtual hosts so whole prompts buffer.
+    pub body_limit: Option<u64>,
     /// In match order (Gateway API precedence already applied).
     pub routes: Vec<RouteIr>,
 }
@@ -39,6 +52,8 @@ pub struct RouteIr {
     pub action: ActionIr,
     /// Route metadata for the extproc and access logs (`namespace → key → value`).
     pub metadata: BTreeMap<String, BTreeMap<String, String>>,
+    /// The router-leg ext_proc is turned off on this route (an HTTPRoute on an AI listener).
+    pub extproc_disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -111,6 +126,18 @@ pub struct ClusterIr {
     /// Eject hosts that fail so later requests go to the next priority directly.
     pub outlier_detection: bool,
     pub connect_timeout: Duration,
+    pub protocol: ClusterProtocolIr,
+}
+
+/// What a cluster speaks upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClusterProtocolIr {
+    /// Envoy's default (HTTP/1.1).
+    Default,
+    /// HTTP/2 (gRPC services).
+    Http2,
+    /// HTTP/1.1 with the extproc's upstream leg before the codec (AI rule clusters).
+    UpstreamExtproc(ExtprocIr),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

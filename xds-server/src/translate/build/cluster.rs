@@ -18,9 +18,9 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::{Struct, UInt32Value};
 
-use super::{duration, endpoint, pack, string_value};
+use super::{duration, endpoint, extproc, pack, string_value};
 use crate::keys::SYSTEM_CA_BUNDLE;
-use crate::translate::ir::{CaIr, ClusterIr, DiscoveryIr, TlsIr};
+use crate::translate::ir::{CaIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, TlsIr};
 
 pub fn cluster(ir: &ClusterIr) -> Cluster {
     let mut cluster = Cluster {
@@ -35,6 +35,26 @@ pub fn cluster(ir: &ClusterIr) -> Cluster {
         }),
         transport_socket_matches: ir.tls.iter().map(transport_socket_match).collect(),
         outlier_detection: ir.outlier_detection.then(outlier_detection),
+        typed_extension_protocol_options: match &ir.protocol {
+            ClusterProtocolIr::Default => Default::default(),
+            ClusterProtocolIr::Http2 => [(
+                extproc::HTTP_PROTOCOL_OPTIONS.to_string(),
+                extproc::http2_protocol_options(),
+            )]
+            .into(),
+            ClusterProtocolIr::UpstreamExtproc(e) => [(
+                extproc::HTTP_PROTOCOL_OPTIONS.to_string(),
+                extproc::upstream_protocol_options(e),
+            )]
+            .into(),
+        },
+        // Buffered request bodies for the extproc pass through upstream connections too.
+        per_connection_buffer_limit_bytes: match &ir.protocol {
+            ClusterProtocolIr::UpstreamExtproc(e) => u32::try_from(e.body_limit)
+                .ok()
+                .map(|value| UInt32Value { value }),
+            _ => None,
+        },
         ..Default::default()
     };
     match &ir.discovery {

@@ -58,7 +58,12 @@ fn http_connection_manager(ir: &ListenerIr) -> HttpConnectionManager {
             config_source: Some(ads_config_source()),
             route_config_name: ir.route_config.clone(),
         })),
-        http_filters: vec![router_filter()],
+        http_filters: ir
+            .extproc
+            .iter()
+            .map(super::extproc::router_filter)
+            .chain([router_filter()])
+            .collect(),
         // Streams of LLM responses outlive Envoy's 5-minute default stream idle timeout.
         stream_idle_timeout: Some(super::duration(std::time::Duration::from_secs(3600))),
         use_remote_address: Some(BoolValue { value: true }),

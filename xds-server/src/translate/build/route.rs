@@ -18,9 +18,10 @@ use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatcher, StringMatcher, string_matcher::MatchPattern,
 };
-use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::pb::google::protobuf::{UInt32Value, UInt64Value};
 
 use super::{duration, metadata, pack};
+use crate::keys::EXTPROC_ROUTER_FILTER;
 use crate::translate::ir::{
     ActionIr, ForwardIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, StringMatchIr, VirtualHostIr,
 };
@@ -44,6 +45,7 @@ fn virtual_host(ir: &VirtualHostIr) -> VirtualHost {
         name: ir.name.clone(),
         domains: ir.domains.clone(),
         routes: ir.routes.iter().map(route).collect(),
+        request_body_buffer_limit: ir.body_limit.map(|value| UInt64Value { value }),
         ..Default::default()
     }
 }
@@ -54,6 +56,15 @@ pub fn route(ir: &RouteIr) -> Route {
         r#match: Some(route_match(&ir.matcher)),
         action: Some(action(&ir.action)),
         metadata: metadata(&ir.metadata),
+        typed_per_filter_config: if ir.extproc_disabled {
+            [(
+                EXTPROC_ROUTER_FILTER.to_string(),
+                super::extproc::disabled_on_route(),
+            )]
+            .into()
+        } else {
+            Default::default()
+        },
         ..Default::default()
     }
 }
