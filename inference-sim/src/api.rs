@@ -145,7 +145,15 @@ impl App {
         );
         let block_hashes =
             kv_cache::block_hashes(&request.prompt, self.block_size, adapter.as_deref());
-        let options = request.stream_options.unwrap_or_default();
+        // Usage is streamed only when asked for; vLLM defaults `include_usage` to true once
+        // `stream_options` is present.
+        let options = request.stream_options;
+        let include_usage = options
+            .as_ref()
+            .is_some_and(|o| o.include_usage.unwrap_or(true));
+        let continuous_usage = options
+            .as_ref()
+            .is_some_and(|o| o.continuous_usage_stats.unwrap_or(false));
         Ok(Prepared {
             id: self.next_id(request.id_prefix),
             created: unix_secs(),
@@ -159,8 +167,8 @@ impl App {
             },
             output,
             stream: request.stream,
-            include_usage: options.include_usage.unwrap_or(true),
-            continuous_usage: options.continuous_usage_stats.unwrap_or(false),
+            include_usage,
+            continuous_usage,
         })
     }
 
@@ -198,7 +206,7 @@ pub(crate) struct Prepared {
 }
 
 /// `stream_options` (vLLM defaults `include_usage` to true once the object is given).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct StreamOptions {
     #[serde(default)]
     pub include_usage: Option<bool>,
