@@ -197,19 +197,15 @@ pub fn immediate_response(status: u16, content_type: &str, body: Vec<u8>) -> Imm
     }
 }
 
-/// Mode override asking Envoy not to send the request body (and, when `response_body` is
-/// false, not the response body either) for the rest of the stream.
-pub fn headers_only_mode(response_body: bool) -> ProcessingMode {
+/// Mode override asking Envoy to send no more bodies on this stream (headers still go).
+pub fn headers_only_mode() -> ProcessingMode {
     ProcessingMode {
         request_header_mode: HeaderSendMode::Send as i32,
         response_header_mode: HeaderSendMode::Send as i32,
         request_body_mode: BodySendMode::None as i32,
-        response_body_mode: if response_body {
-            BodySendMode::Streamed as i32
-        } else {
-            BodySendMode::None as i32
-        },
-        ..ProcessingMode::default()
+        response_body_mode: BodySendMode::None as i32,
+        request_trailer_mode: HeaderSendMode::Skip as i32,
+        response_trailer_mode: HeaderSendMode::Skip as i32,
     }
 }
 

@@ -135,7 +135,7 @@ impl RouterLeg {
         let Some(endpoint) = Endpoint::from_path(&self.path) else {
             // Not an endpoint we know: leave the request alone.
             let mut response = envoy::request_headers(envoy::common(changes, None, false));
-            response.mode_override = Some(envoy::headers_only_mode(false));
+            response.mode_override = Some(envoy::headers_only_mode());
             return Ok(response);
         };
         self.endpoint = Some(endpoint);
@@ -233,7 +233,7 @@ impl RouterLeg {
         }
         let Some(request) = &self.request else {
             let mut response = envoy::response_headers(envoy::common(changes, None, false));
-            response.mode_override = Some(envoy::headers_only_mode(false));
+            response.mode_override = Some(envoy::headers_only_mode());
             return response;
         };
         let status = headers
@@ -284,7 +284,7 @@ impl RouterLeg {
         let mut response = envoy::response_headers(envoy::common(changes, None, false));
         if skip_body {
             // Errors and unreadable bodies pass through untouched; the response is over for us.
-            response.mode_override = Some(envoy::headers_only_mode(false));
+            response.mode_override = Some(envoy::headers_only_mode());
             response.dynamic_metadata = self.finish();
         } else if message.end_of_stream {
             response.dynamic_metadata = self.finish();

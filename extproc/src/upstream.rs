@@ -155,7 +155,7 @@ impl UpstreamLeg {
         });
         let mut response = envoy::request_headers(envoy::common(changes, None, false));
         if !wants_body {
-            response.mode_override = Some(envoy::headers_only_mode(false));
+            response.mode_override = Some(envoy::headers_only_mode());
         }
         Ok(response)
     }
@@ -228,7 +228,10 @@ impl UpstreamLeg {
                 changes.set(keys::USAGE_INJECTED_HEADER, "true");
             }
         }
-        envoy::response_headers(envoy::common(changes, None, false))
+        // Same schema both ways: the response body needs nothing from this leg.
+        let mut response = envoy::response_headers(envoy::common(changes, None, false));
+        response.mode_override = Some(envoy::headers_only_mode());
+        response
     }
 }
 

@@ -1,0 +1,287 @@
+//! Behaviour of each leg beyond the golden exchanges: where the backend comes from, what
+//! happens when it cannot be known, streams cut short, config changes, metrics.
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingRequest;
+
+use super::exchange::{self, Case};
+use super::harness::{
+    Harness, apply_headers, get, golden_config, headers, host_attributes, immediate,
+    immediate_json, metadata_json, request_body, request_headers, response_body, response_headers,
+    testdata,
+};
+
+fn chat_headers() -> Vec<(String, String)> {
+    headers(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        ("content-type", "application/json"),
+        ("x-ai-eg-model", "gpt-4o"),
+    ])
+}
+
+/// Runs the router leg's request path for `body` and returns the stream, ready for the
+/// response.
+async fn routed(harness: &Harness, body: &str) -> super::harness::LegStream {
+    let mut router = harness.open("router").await;
+    let answer = router.send(request_headers(&chat_headers(), false)).await;
+    assert!(immediate(&answer).is_none());
+    let answer = router.send(request_body(body.as_bytes(), true)).await;
+    assert!(immediate(&answer).is_none());
+    router
+}
+
+#[tokio::test]
+async fn upstream_leg_that_cannot_learn_its_backend_fails_closed_without_details() {
+    let mut config = golden_config();
+    config.version = "v-test".into();
+    let harness = Harness::with_config(&config).await;
+    let mut upstream = harness.open("upstream").await;
+    // No attributes and no backend header.
+    let answer = upstream.send(request_headers(&chat_headers(), false)).await;
+    let reply = immediate_json(immediate(&answer).expect("refused"));
+    assert_eq!(reply["status"], 500);
+    assert_eq!(
+        reply["body"]["error"]["message"],
+        "the gateway failed to process the request"
+    );
+}
+
+#[tokio::test]
+async fn upstream_leg_for_a_backend_not_yet_in_config_is_a_503() {
+    let harness = Harness::start().await;
+    let mut upstream = harness.open("upstream").await;
+    let mut message = request_headers(&chat_headers(), false);
+    message.attributes = host_attributes("default/new", "default/chat", 0);
+    let answer = upstream.send(message).await;
+    let reply = immediate_json(immediate(&answer).expect("refused"));
+    assert_eq!(reply["status"], 503);
+    assert_eq!(reply["body"]["error"]["code"], "backend_not_ready");
+}
+
+#[tokio::test]
+async fn a_stream_whose_first_message_carries_host_attributes_is_an_upstream_leg() {
+    let harness = Harness::start().await;
+    // Named as neither leg: the attributes decide.
+    let mut stream = harness.open("unnamed").await;
+    let mut message = request_headers(&chat_headers(), false);
+    message.attributes = host_attributes("default/vllm", "default/chat", 3);
+    let answer = stream.send(message).await;
+    let mut seen = chat_headers();
+    apply_headers(&mut seen, &answer);
+    assert_eq!(get(&seen, ":path"), Some("/serving/v1/chat/completions"));
+}
+
+#[tokio::test]
+async fn router_leg_reads_the_backend_from_response_attributes() {
+    let harness = Harness::start().await;
+    let mut router = routed(&harness, r#"{"model":"gpt-4o"}"#).await;
+    let mut message: ProcessingRequest = response_headers(
+        &headers(&[(":status", "200"), ("content-type", "application/json")]),
+        false,
+    );
+    message.attributes = host_attributes("default/openai", "default/chat", 0);
+    let _ = router.send(message).await;
+    let body =
+        br#"{"model":"gpt-4o","usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}"#;
+    let answer = router.send(response_body(body, true)).await;
+    let metadata = metadata_json(&answer);
+    let ours = &metadata["io.envoy.ai_gateway"];
+    assert_eq!(ours["backend_name"], "default/openai");
+    assert_eq!(ours["route_name"], "default/chat");
+    assert_eq!(ours["llm_total_token"], 5.0);
+    assert_eq!(ours["weighted"], 14.0);
+}
+
+#[tokio::test]
+async fn stream_closed_mid_response_writes_no_costs_and_the_server_keeps_serving() {
+    let harness = Harness::start().await;
+    let mut router = routed(&harness, r#"{"model":"gpt-4o","stream":true}"#).await;
+    let answer = router
+        .send(response_headers(
+            &headers(&[
+                (":status", "200"),
+                ("content-type", "text/event-stream"),
+                ("x-infergate-backend", "default/openai"),
+                ("x-infergate-route", "default/chat"),
+            ]),
+            false,
+        ))
+        .await;
+    assert!(answer.dynamic_metadata.is_none());
+    let answer = router
+        .send(response_body(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel",
+            false,
+        ))
+        .await;
+    assert!(answer.dynamic_metadata.is_none());
+    router.close().await;
+
+    let case: Case =
+        serde_json::from_slice(&std::fs::read(testdata().join("in/chat.json")).expect("case"))
+            .expect("parse");
+    let record = exchange::run(&harness, &case).await;
+    assert_eq!(record["client_response"]["status"], 200);
+}
+
+async fn listed_models(harness: &Harness) -> Vec<String> {
+    let mut router = harness.open("router").await;
+    let answer = router
+        .send(request_headers(
+            &headers(&[(":method", "GET"), (":path", "/v1/models")]),
+            true,
+        ))
+        .await;
+    let reply = immediate_json(immediate(&answer).expect("listed"));
+    reply["body"]["data"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter_map(|m| m["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn config_update_applies_to_the_next_request() {
+    let harness = Harness::start().await;
+    assert!(!listed_models(&harness).await.contains(&"o3".to_string()));
+    let mut config = golden_config();
+    config.routes[0].rules[0].models.push("o3".into());
+    let errors = harness.running.store().update(&config);
+    assert!(errors.is_empty());
+    assert!(listed_models(&harness).await.contains(&"o3".to_string()));
+}
+
+#[tokio::test]
+async fn metrics_count_tokens_and_durations_after_requests() {
+    let harness = Harness::start().await;
+    let case: Case =
+        serde_json::from_slice(&std::fs::read(testdata().join("in/chat.json")).expect("case"))
+            .expect("parse");
+    for _ in 0..3 {
+        let _ = exchange::run(&harness, &case).await;
+    }
+    let stream: Case = serde_json::from_slice(
+        &std::fs::read(testdata().join("in/chat_stream.json")).expect("case"),
+    )
+    .expect("parse");
+    let _ = exchange::run(&harness, &stream).await;
+
+    let (status, body) = harness.admin_get("/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, text) = harness.admin_get("/metrics").await;
+    assert_eq!(status, 200);
+    let samples = parse_samples(&text);
+    let labels = r#"gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",gen_ai_response_model="gpt-4o-2024-08-06""#;
+    let sample = |name: &str, extra: &str| {
+        let key = if extra.is_empty() {
+            format!("{name}{{{labels}}}")
+        } else {
+            format!("{name}{{{labels},{extra}}}")
+        };
+        samples
+            .get(&key)
+            .copied()
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+    };
+    // 3 × 12 input tokens (non-streamed) + 9 (streamed).
+    assert_eq!(
+        sample(
+            "gen_ai_client_token_usage_sum",
+            r#"gen_ai_token_type="input""#
+        ),
+        45.0
+    );
+    assert_eq!(
+        sample(
+            "gen_ai_client_token_usage_sum",
+            r#"gen_ai_token_type="output""#
+        ),
+        27.0
+    );
+    assert_eq!(
+        sample(
+            "gen_ai_client_token_usage_count",
+            r#"gen_ai_token_type="cached_input""#
+        ),
+        4.0
+    );
+    assert_eq!(
+        sample("gen_ai_server_request_duration_seconds_count", ""),
+        4.0
+    );
+    assert_eq!(
+        sample("gen_ai_server_time_to_first_token_seconds_count", ""),
+        1.0
+    );
+    assert_eq!(
+        sample("gen_ai_server_time_per_output_token_seconds_count", ""),
+        1.0
+    );
+}
+
+/// `name{labels} value` lines of the text exposition.
+fn parse_samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+#[tokio::test]
+async fn client_copies_of_gateway_headers_are_overwritten_or_removed() {
+    let harness = Harness::start().await;
+    let mut router = harness.open("router").await;
+    let mut sent = chat_headers();
+    sent.push(("x-ai-eg-model".into(), "spoof".into()));
+    sent.push(("x-ai-eg-original-path".into(), "/spoof".into()));
+    sent.push(("x-infergate-stream-without-usage".into(), "true".into()));
+    let answer = router.send(request_headers(&sent, false)).await;
+    apply_headers(&mut sent, &answer);
+    let answer = router
+        .send(request_body(br#"{"model":"gpt-4o","stream":false}"#, true))
+        .await;
+    apply_headers(&mut sent, &answer);
+    let models: Vec<&str> = sent
+        .iter()
+        .filter(|(k, _)| k == "x-ai-eg-model")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(models, ["gpt-4o"]);
+    assert_eq!(
+        get(&sent, "x-ai-eg-original-path"),
+        Some("/v1/chat/completions")
+    );
+    assert_eq!(get(&sent, "x-infergate-stream-without-usage"), None);
+}
+
+#[tokio::test]
+async fn upstream_error_json_passes_through_without_costs() {
+    let harness = Harness::start().await;
+    let mut router = routed(&harness, r#"{"model":"gpt-4o"}"#).await;
+    let answer = router
+        .send(response_headers(
+            &headers(&[
+                (":status", "429"),
+                ("content-type", "application/json"),
+                ("x-infergate-backend", "default/openai"),
+                ("x-infergate-route", "default/chat"),
+            ]),
+            false,
+        ))
+        .await;
+    assert!(answer.dynamic_metadata.is_none());
+    assert!(super::harness::skips_body(&answer, false));
+    let mut seen = headers(&[("x-infergate-backend", "default/openai")]);
+    apply_headers(&mut seen, &answer);
+    assert_eq!(
+        get(&seen, "x-infergate-backend"),
+        None,
+        "internal header reaches the client"
+    );
+}
