@@ -22,6 +22,9 @@ use crate::router::RouterLeg;
 use crate::upstream::UpstreamLeg;
 use crate::{Error, Result, admin, keys};
 
+/// Largest ext_proc message accepted (bodies up to the configured limit always fit).
+const MAX_GRPC_MESSAGE: usize = 256 * 1024 * 1024;
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -96,11 +99,11 @@ impl Server {
             metrics,
             trust_backend_header: options.trust_backend_header,
         };
-        // A buffered body arrives in one message: allow the body limit plus framing. The
-        // limit is read at start; raising it in config later needs a restart to take effect
-        // for bodies over the limit at start.
+        // A buffered body arrives in one message. Allow well past the body limit so an
+        // oversized body gets the client's 413 from the router leg, not a broken stream.
         let max_message = usize::try_from(store.load().request_body_limit)
             .unwrap_or(usize::MAX)
+            .max(MAX_GRPC_MESSAGE)
             .saturating_add(1024 * 1024);
         let grpc = ExternalProcessorServer::new(service)
             .max_decoding_message_size(max_message)

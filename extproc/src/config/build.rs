@@ -531,6 +531,34 @@ mod tests {
     }
 
     #[test]
+    fn request_body_limit_defaults_to_32_mib() {
+        let out = Config::default().build();
+        assert_eq!(out.config.request_body_limit, 32 * 1024 * 1024);
+        let out = Config {
+            request_body_limit_bytes: Some(1024),
+            ..Config::default()
+        }
+        .build();
+        assert_eq!(out.config.request_body_limit, 1024);
+    }
+
+    #[test]
+    fn config_json_uses_the_control_plane_field_names() {
+        let config = Config::from_json(
+            br#"{"routes":[{"name":"ns/r","rules":[{"models":["m"],"backendRefs":[{"name":"ns/b","modelNameOverride":"m2"}]}],
+                "llmRequestCosts":[{"metadataKey":"k","type":"CEL","cel":"total_tokens"}]}],
+                "backends":[{"name":"ns/b","schema":{"name":"OpenAI","prefix":"/v1"},
+                "credential":{"kind":"APIKey","key":"sk-x"}}]}"#,
+        )
+        .expect("parses");
+        assert!(format!("{config:?}").contains("<redacted>"));
+        assert!(!format!("{config:?}").contains("sk-x"));
+        let out = config.build();
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert!(Config::from_json(br#"{"routes":[{"name":"a/b","typo":1}]}"#).is_err());
+    }
+
+    #[test]
     fn route_with_a_bad_cel_cost_is_left_out_and_named() {
         let mut bad = route("default/bad", &[], &["a"]);
         bad.llm_request_costs = vec![CostConfig {
