@@ -50,7 +50,7 @@ async fn kv_usage_rises_with_running_requests_and_falls_after() {
     let kv = |samples: &[Sample]| metric(samples, "vllm:kv_cache_usage_perc");
 
     let first = {
-        let (url, body) = (url.clone(), chat(&long_prompt("a", 800), Some(400)));
+        let (url, body) = (url.clone(), chat(&long_prompt("a", 800), Some(1500)));
         tokio::spawn(async move { post(&url, &body).await })
     };
     until(&sim, "first running", |s| s.running == 1).await;
@@ -58,18 +58,23 @@ async fn kv_usage_rises_with_running_requests_and_falls_after() {
     assert!(one > 0.0, "{one}");
 
     let second = {
-        let (url, body) = (url.clone(), chat(&long_prompt("b", 800), Some(100)));
+        let (url, body) = (url.clone(), chat(&long_prompt("b", 800), Some(50)));
         tokio::spawn(async move { post(&url, &body).await })
     };
     until(&sim, "both running", |s| s.running == 2).await;
     let two = kv(&metrics(&sim).await);
     assert!(two > one * 1.5, "{two} vs {one}");
 
-    for client in [first, second] {
-        let (status, _) = within("requests finish", client)
-            .await
-            .expect("client task");
-        assert_eq!(status, 200);
-    }
+    let (status, _) = within("second finishes", second)
+        .await
+        .expect("client task");
+    assert_eq!(status, 200);
+    let after_second = kv(&metrics(&sim).await);
+    assert!(
+        after_second < two && after_second > 0.0,
+        "{after_second} vs {two}"
+    );
+    let (status, _) = within("first finishes", first).await.expect("client task");
+    assert_eq!(status, 200);
     assert_eq!(kv(&metrics(&sim).await), 0.0);
 }
