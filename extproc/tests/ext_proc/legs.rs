@@ -285,3 +285,83 @@ async fn upstream_error_json_passes_through_without_costs() {
         "internal header reaches the client"
     );
 }
+
+/// A small deterministic generator, so the noise is the same on every run.
+fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            // Mostly JSON/SSE punctuation and letters, sometimes any byte.
+            let pick = (*seed % 64) as usize;
+            b"{}[]\":,data: \n\r\n[DONE]event:usage0123456789modelchoices\x00\xff"
+                .get(pick)
+                .copied()
+                .unwrap_or((*seed >> 8) as u8)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn garbage_bodies_and_chunks_never_break_a_leg() {
+    let harness = Harness::start().await;
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..40 {
+        let mut router = harness.open("router").await;
+        let _ = router.send(request_headers(&chat_headers(), false)).await;
+        let body = if round % 4 == 3 {
+            noise(&mut seed, 10 + round * 7)
+        } else {
+            format!(r#"{{"model":"gpt-4o","stream":{}}}"#, round % 2 == 0).into_bytes()
+        };
+        let answer = router.send(request_body(&body, true)).await;
+        if immediate(&answer).is_some() {
+            continue;
+        }
+        let content_type = if round % 2 == 0 {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let _ = router
+            .send(response_headers(
+                &headers(&[
+                    (":status", "200"),
+                    ("content-type", content_type),
+                    ("x-infergate-backend", "default/openai"),
+                    ("x-infergate-route", "default/chat"),
+                ]),
+                false,
+            ))
+            .await;
+        for i in 0..5 {
+            let chunk = noise(&mut seed, 1 + (round * 13 + i) % 90);
+            let _ = router.send(response_body(&chunk, i == 4)).await;
+        }
+        router.close().await;
+    }
+    for round in 0..20 {
+        let mut upstream = harness.open("upstream").await;
+        let mut message = request_headers(&chat_headers(), false);
+        message.attributes = host_attributes("default/openai", "default/chat", round % 3);
+        let answer = upstream.send(message).await;
+        if skips_body_of(&answer) {
+            continue;
+        }
+        let body = noise(&mut seed, 5 + round * 11);
+        let _ = upstream.send(request_body(&body, true)).await;
+    }
+    // Still serving.
+    assert!(
+        listed_models(&harness)
+            .await
+            .contains(&"gpt-4o".to_string())
+    );
+}
+
+fn skips_body_of(
+    answer: &envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse,
+) -> bool {
+    super::harness::skips_body(answer, true)
+}
