@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// Envoy log level (trace, debug, info, warning, error).
     #[arg(long, default_value = "warning")]
     pub envoy_log_level: String,
+    /// extproc gRPC address (started in this process; Envoy's two ext_proc legs call it).
+    #[arg(long, default_value = "127.0.0.1:1063")]
+    pub extproc_addr: SocketAddr,
+    /// extproc admin address (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:1064")]
+    pub extproc_admin_addr: SocketAddr,
     #[command(flatten)]
     pub translate: TranslateArgs,
 }
@@ -79,7 +85,8 @@ pub fn main() -> ExitCode {
 }
 
 fn validate(dir: &std::path::Path, translate: &TranslateArgs) -> anyhow::Result<ExitCode> {
-    let report = xds_server::server::validate(dir, &translate.options())
+    let options = translate.options().map_err(anyhow::Error::msg)?;
+    let report = xds_server::server::validate(dir, &options)
         .with_context(|| format!("reading {}", dir.display()))?;
     for line in report.lines() {
         println!("{line}");
@@ -107,17 +114,38 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.dir.is_dir(), "{} is not a folder", args.dir.display());
     let envoy_bin = envoy::find()?;
+    // The extproc first: the translator needs the port it bound.
+    let store = extproc::config::ConfigStore::new();
+    let extproc_options = extproc::server::Options {
+        grpc_addr: args.extproc_addr,
+        admin_addr: args.extproc_admin_addr,
+        ..Default::default()
+    };
+    let extproc = extproc::server::Server::start(extproc_options, store.clone())
+        .await
+        .context("starting the extproc")?;
+    let mut translate = args.translate.options().map_err(anyhow::Error::msg)?;
+    let grpc = extproc.bound().grpc;
+    translate.extproc = Some(
+        xds_server::cli::extproc_options(&grpc.to_string(), args.translate.request_body_limit)
+            .map_err(anyhow::Error::msg)?,
+    );
     let config = xds_server::server::Config {
         dir: args.dir.clone(),
         ads_addr: args.ads_addr,
         admin_addr: args.admin_addr,
-        translate: args.translate.options(),
+        translate,
         debounce: args.translate.debounce(),
     };
     let server = xds_server::server::start(config)
         .await
         .context("starting the xds-server")?;
     server.ready().await;
+    // The extproc takes its config from the xds-server over ADS, as it does in a cluster.
+    let xds_client = extproc::xds_client::spawn(server.ads_addr, store);
+    tokio::time::timeout(Duration::from_secs(10), xds_client.first_config())
+        .await
+        .context("waiting for the extproc's first config")?;
     let report = server.published.status.load_full();
     for line in report.lines().iter().filter(|l| l.starts_with("error")) {
         eprintln!("{line}");

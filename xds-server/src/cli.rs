@@ -8,7 +8,7 @@ use clap::Parser;
 
 use crate::pipeline::Debounce;
 use crate::server::Config;
-use crate::translate::Options;
+use crate::translate::{ExtprocOptions, Options};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,15 +44,28 @@ pub struct TranslateArgs {
     /// Debounce: longest a burst can delay a push (ms).
     #[arg(long, default_value_t = 1000)]
     pub debounce_max_ms: u64,
+    /// The extproc's gRPC address as Envoy reaches it (HOST:PORT; several replicas behind a DNS
+    /// name). Without it AIGatewayRoutes route on the `x-ai-eg-model` header alone.
+    #[arg(long)]
+    pub extproc: Option<String>,
+    /// Largest request body the gateway accepts for AI routes (bytes).
+    #[arg(long, default_value_t = ExtprocOptions::DEFAULT_BODY_LIMIT)]
+    pub request_body_limit: u64,
 }
 
 impl TranslateArgs {
-    pub fn options(&self) -> Options {
-        Options {
+    /// Translation options; an `--extproc` that is not `HOST:PORT` is an error.
+    pub fn options(&self) -> Result<Options, String> {
+        let extproc = match &self.extproc {
+            None => None,
+            Some(target) => Some(extproc_options(target, self.request_body_limit)?),
+        };
+        Ok(Options {
             listener_address: self.listener_address.clone(),
             privileged_port_offset: self.privileged_port_offset,
+            extproc,
             ..Options::default()
-        }
+        })
     }
 
     pub fn debounce(&self) -> Debounce {
@@ -63,14 +76,29 @@ impl TranslateArgs {
     }
 }
 
+/// `HOST:PORT` of the extproc, with the default message timeout.
+pub fn extproc_options(target: &str, body_limit: u64) -> Result<ExtprocOptions, String> {
+    let (host, port) = target
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| format!("--extproc {target:?} is not HOST:PORT"))?;
+    Ok(ExtprocOptions {
+        address: host.to_string(),
+        port,
+        message_timeout: Duration::from_secs(10),
+        body_limit,
+    })
+}
+
 impl Args {
-    pub fn config(&self) -> Config {
-        Config {
+    pub fn config(&self) -> Result<Config, String> {
+        Ok(Config {
             dir: self.config_dir.clone(),
             ads_addr: self.ads_addr,
             admin_addr: self.admin_addr,
-            translate: self.translate.options(),
+            translate: self.translate.options()?,
             debounce: self.translate.debounce(),
-        }
+        })
     }
 }

@@ -3,18 +3,13 @@
 /// Header the router-leg ext_proc sets from the request body; AIGatewayRoute rules match on it.
 pub const MODEL_HEADER: &str = "x-ai-eg-model";
 
-/// Dynamic and endpoint metadata namespace shared with Envoy AI Gateway (costs, backend name…).
-pub const AI_GATEWAY_METADATA_NAMESPACE: &str = "io.envoy.ai_gateway";
-
-/// Endpoint (host) metadata namespace naming the backend a host belongs to; the extproc
-/// upstream leg reads it through `xds.upstream_host_metadata`.
-pub const BACKEND_METADATA_NAMESPACE: &str = "infergate.backend";
-/// Key under [`BACKEND_METADATA_NAMESPACE`]: `namespace/name` of the AIServiceBackend or Backend.
-pub const BACKEND_METADATA_NAME: &str = "backend";
-/// Key under [`BACKEND_METADATA_NAMESPACE`]: `namespace/name` of the route the host serves.
-pub const BACKEND_METADATA_ROUTE: &str = "route";
-/// Key under [`BACKEND_METADATA_NAMESPACE`]: index of the rule in that route.
-pub const BACKEND_METADATA_RULE: &str = "rule";
+// The contract with the extproc lives in its crate: host metadata naming the backend, the
+// attributes its upstream leg asks Envoy for, the cost metadata namespace, the leg marker.
+pub use extproc::keys::{
+    AI_GATEWAY_METADATA_NAMESPACE, ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE,
+    BACKEND_METADATA_NAME, BACKEND_METADATA_NAMESPACE, BACKEND_METADATA_ROUTE,
+    BACKEND_METADATA_RULE, LEG_GRPC_METADATA, LEG_ROUTER, LEG_UPSTREAM,
+};
 
 /// Endpoint metadata namespace Envoy reads to pick one of a cluster's `transport_socket_matches`.
 pub const TRANSPORT_SOCKET_MATCH_NAMESPACE: &str = "envoy.transport_socket_match";
@@ -41,5 +36,3 @@ pub const EXTPROC_ROUTER_FILTER: &str = "infergate.extproc.router";
 pub const EXTPROC_UPSTREAM_FILTER: &str = "infergate.extproc.upstream";
 /// Cluster Envoy reaches the extproc through.
 pub const EXTPROC_CLUSTER: &str = "infergate/extproc";
-/// ext_proc request attribute carrying the picked host's metadata to the upstream leg.
-pub const UPSTREAM_HOST_METADATA_ATTRIBUTE: &str = "xds.upstream_host_metadata";

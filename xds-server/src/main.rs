@@ -9,7 +9,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = xds_server::cli::Args::parse();
-    let _running = xds_server::server::start(args.config())
+    let config = args.config().map_err(anyhow::Error::msg)?;
+    let _running = xds_server::server::start(config)
         .await
         .context("starting xds-server")?;
     tokio::signal::ctrl_c()

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
+use extproc::keys::{CONFIG_RESOURCE_NAME, CONFIG_TYPE_URL};
 use infergate_ads::{Snapshot, SnapshotSet, XdsResource, type_url};
 
 use crate::translate::build::{cluster, endpoint, listener, pack, route};
@@ -27,17 +28,32 @@ impl Publisher {
     /// Builds the snapshot set for a translation.
     pub fn publish(&mut self, translation: &Translation) -> SnapshotSet {
         let mut fresh: HashMap<Key, Arc<XdsResource>> = HashMap::with_capacity(self.cache.len());
-        let all = Arc::new(self.snapshot(&translation.all, &mut fresh));
+        let extproc = translation
+            .extproc
+            .as_ref()
+            .map(|c| (CONFIG_TYPE_URL, extproc_resource(c)));
+        let all = Arc::new(self.snapshot(&translation.all, &mut fresh, extproc));
         let by_gateway: BTreeMap<String, Arc<Snapshot>> = translation
             .by_gateway
             .iter()
-            .map(|(gateway, ir)| (gateway.clone(), Arc::new(self.snapshot(ir, &mut fresh))))
+            .map(|(gateway, ir)| {
+                (
+                    gateway.clone(),
+                    Arc::new(self.snapshot(ir, &mut fresh, None)),
+                )
+            })
             .collect();
         self.cache = fresh;
         SnapshotSet { all, by_gateway }
     }
 
-    fn snapshot(&self, ir: &XdsIr, fresh: &mut HashMap<Key, Arc<XdsResource>>) -> Snapshot {
+    /// `extra`: a resource outside Envoy's types (the extproc's config).
+    fn snapshot(
+        &self,
+        ir: &XdsIr,
+        fresh: &mut HashMap<Key, Arc<XdsResource>>,
+        extra: Option<(&'static str, Arc<XdsResource>)>,
+    ) -> Snapshot {
         let mut resources: Vec<(&'static str, Arc<XdsResource>)> = Vec::new();
         let mut add =
             |type_url: &'static str,
@@ -76,8 +92,22 @@ impl Publisher {
                 pack(&endpoint::cluster_load_assignment(e))
             });
         }
+        resources.extend(extra);
         Snapshot::from_shared(resources)
     }
+}
+
+/// The extproc's config as one ADS resource: JSON in `Any.value`.
+fn extproc_resource(config: &extproc::config::Config) -> Arc<XdsResource> {
+    let value = serde_json::to_vec(config).unwrap_or_default();
+    Arc::new(XdsResource {
+        name: CONFIG_RESOURCE_NAME.to_string(),
+        version: config.version.clone(),
+        body: envoy_types::pb::google::protobuf::Any {
+            type_url: CONFIG_TYPE_URL.to_string(),
+            value,
+        },
+    })
 }
 
 /// Content hash of a resource in our model (never of encoded bytes: prost maps are unordered).

@@ -14,6 +14,7 @@ mod assemble;
 mod attach;
 mod backend;
 mod duration;
+mod extproc_config;
 mod gateway;
 mod http_route;
 mod refs;
@@ -103,6 +104,8 @@ pub struct Translation {
     pub status: StatusReport,
     /// Where each Gateway listener is served: `namespace/name` → `(listener name, port)`.
     pub served_ports: BTreeMap<String, Vec<(String, u16)>>,
+    /// The extproc's configuration, when an extproc is configured.
+    pub extproc: Option<extproc::config::Config>,
 }
 
 pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
@@ -135,6 +138,10 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
     let mut routes = Vec::new();
     http_route::translate_all(&mut cx, &attachments, &mut routes);
     ai_route::translate_all(&mut cx, &attachments, &mut routes);
+    let extproc = options
+        .extproc
+        .as_ref()
+        .map(|e| extproc_config::build(&mut cx, e.body_limit));
     backend::report_unattached(&mut cx);
     let (all, by_gateway) = assemble::assemble(&gateways, routes, options);
     for (key, origin) in &snapshot.origins {
@@ -159,6 +166,7 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
         by_gateway,
         status: cx.status,
         served_ports,
+        extproc,
     }
 }
 

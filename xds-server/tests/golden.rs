@@ -88,6 +88,15 @@ fn render(translation: &Translation) -> Vec<(&'static str, String)> {
         ),
         ("status", translation.status.lines().join("\n") + "\n"),
     ]
+    .into_iter()
+    .chain(translation.extproc.as_ref().map(|config| {
+        let value = serde_json::to_value(config).expect("extproc config as JSON");
+        (
+            "extproc",
+            serde_yaml::to_string(&value).expect("extproc config as YAML"),
+        )
+    }))
+    .collect()
 }
 
 fn yaml<M: prost::Message + prost::Name>(message: &M) -> String {

@@ -313,7 +313,11 @@ pub fn report_unattached(cx: &mut Cx<'_>) {
     let not_yet = [
         (
             Kind::BackendSecurityPolicy,
-            "loaded; credentials are injected by the extproc, which this version does not run yet",
+            if cx.options.extproc.is_some() {
+                "loaded; no AIServiceBackend uses this policy"
+            } else {
+                "loaded; credentials are injected by the extproc, which is not configured"
+            },
         ),
         (
             Kind::BackendTrafficPolicy,

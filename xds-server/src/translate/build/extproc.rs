@@ -1,10 +1,12 @@
 //! The two ext_proc legs (DESIGN.md §4): the router leg, an HCM filter on listeners that serve
 //! AIGatewayRoutes, and the upstream leg, an upstream HTTP filter on AI rule clusters (so every
-//! attempt, including a failover to another provider, is translated afresh).
+//! attempt, including a failover to another provider, is handled afresh). What the extproc
+//! expects of each leg is in `extproc/README.md`.
 
-use envoy_types::pb::envoy::config::core::v3::{GrpcService, grpc_service};
+use envoy_types::pb::envoy::config::core::v3::{GrpcService, HeaderValue, grpc_service};
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::{
-    ExtProcPerRoute, ExternalProcessor, ProcessingMode, ext_proc_per_route,
+    ExtProcPerRoute, ExternalProcessor, MetadataOptions, ProcessingMode, ext_proc_per_route,
+    metadata_options::MetadataNamespaces,
     processing_mode::{BodySendMode, HeaderSendMode},
 };
 use envoy_types::pb::envoy::extensions::filters::http::upstream_codec::v3::UpstreamCodec;
@@ -21,14 +23,16 @@ use envoy_types::pb::google::protobuf::Any;
 
 use super::{duration, pack};
 use crate::keys::{
-    EXTPROC_ROUTER_FILTER, EXTPROC_UPSTREAM_FILTER, UPSTREAM_HOST_METADATA_ATTRIBUTE,
+    AI_GATEWAY_METADATA_NAMESPACE, ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE,
+    EXTPROC_ROUTER_FILTER, EXTPROC_UPSTREAM_FILTER, LEG_GRPC_METADATA, LEG_ROUTER, LEG_UPSTREAM,
 };
 use crate::translate::ir::ExtprocIr;
 
 /// Key of cluster `typed_extension_protocol_options` for HTTP upstream settings.
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
-fn grpc(ir: &ExtprocIr) -> GrpcService {
+/// The gRPC target, telling the extproc which leg a stream is (`x-infergate-leg`).
+fn grpc(ir: &ExtprocIr, leg: &str) -> GrpcService {
     GrpcService {
         target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
             grpc_service::EnvoyGrpc {
@@ -37,13 +41,18 @@ fn grpc(ir: &ExtprocIr) -> GrpcService {
             },
         )),
         timeout: Some(duration(ir.message_timeout)),
+        initial_metadata: vec![HeaderValue {
+            key: LEG_GRPC_METADATA.into(),
+            value: leg.into(),
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }
 
-/// Headers and the buffered request body go to the extproc; the response streams through it
-/// (so SSE is not held back) and the extproc may change modes per request.
-fn processing_mode() -> ProcessingMode {
+/// Router leg: headers and the buffered request body; the response streams through (so SSE is
+/// not held back). The extproc may change modes per request (models list, errors).
+fn router_mode() -> ProcessingMode {
     ProcessingMode {
         request_header_mode: HeaderSendMode::Send as i32,
         request_body_mode: BodySendMode::Buffered as i32,
@@ -54,25 +63,41 @@ fn processing_mode() -> ProcessingMode {
     }
 }
 
-fn processor(ir: &ExtprocIr, request_attributes: Vec<String>) -> ExternalProcessor {
+/// Upstream leg: headers and the buffered request body (translation, credentials) and the
+/// response headers (it names the backend for the router leg); never the response body.
+fn upstream_mode() -> ProcessingMode {
+    ProcessingMode {
+        response_body_mode: BodySendMode::None as i32,
+        ..router_mode()
+    }
+}
+
+fn processor(ir: &ExtprocIr, leg: &str, mode: ProcessingMode) -> ExternalProcessor {
     ExternalProcessor {
-        grpc_service: Some(grpc(ir)),
-        processing_mode: Some(processing_mode()),
+        grpc_service: Some(grpc(ir, leg)),
+        processing_mode: Some(mode),
         allow_mode_override: true,
         message_timeout: Some(duration(ir.message_timeout)),
-        request_attributes,
         ..Default::default()
     }
 }
 
 /// The router-leg filter for an HTTP connection manager.
 pub fn router_filter(ir: &ExtprocIr) -> HttpFilter {
+    let router_leg = ExternalProcessor {
+        // Costs come back as dynamic metadata; Envoy drops namespaces not listed here.
+        metadata_options: Some(MetadataOptions {
+            receiving_namespaces: Some(MetadataNamespaces {
+                untyped: vec![AI_GATEWAY_METADATA_NAMESPACE.into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..processor(ir, LEG_ROUTER, router_mode())
+    };
     HttpFilter {
         name: EXTPROC_ROUTER_FILTER.into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack(&processor(
-            ir,
-            Vec::new(),
-        )))),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack(&router_leg))),
         ..Default::default()
     }
 }
@@ -87,13 +112,16 @@ pub fn disabled_on_route() -> Any {
 /// Upstream protocol options of an AI rule cluster: HTTP/1.1 upstream, with the upstream leg
 /// (which learns its backend from the host's metadata) before the codec.
 pub fn upstream_protocol_options(ir: &ExtprocIr) -> Any {
-    let upstream_leg = processor(ir, vec![UPSTREAM_HOST_METADATA_ATTRIBUTE.to_string()]);
+    let upstream_leg = ExternalProcessor {
+        request_attributes: [ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE]
+            .map(String::from)
+            .to_vec(),
+        ..processor(ir, LEG_UPSTREAM, upstream_mode())
+    };
     let options = HttpProtocolOptions {
-        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
-            ExplicitHttpConfig {
-                protocol_config: Some(ProtocolConfig::HttpProtocolOptions(Default::default())),
-            },
-        )),
+        upstream_protocol_options: Some(explicit(ProtocolConfig::HttpProtocolOptions(
+            Default::default(),
+        ))),
         http_filters: vec![
             HttpFilter {
                 name: EXTPROC_UPSTREAM_FILTER.into(),
@@ -116,11 +144,15 @@ pub fn upstream_protocol_options(ir: &ExtprocIr) -> Any {
 /// Protocol options for a gRPC service cluster (HTTP/2 upstream).
 pub fn http2_protocol_options() -> Any {
     pack(&HttpProtocolOptions {
-        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
-            ExplicitHttpConfig {
-                protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Default::default())),
-            },
-        )),
+        upstream_protocol_options: Some(explicit(ProtocolConfig::Http2ProtocolOptions(
+            Default::default(),
+        ))),
         ..Default::default()
+    })
+}
+
+fn explicit(config: ProtocolConfig) -> UpstreamProtocolOptions {
+    UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+        protocol_config: Some(config),
     })
 }

@@ -1,0 +1,262 @@
+//! The extproc's configuration (`extproc::config::Config`), derived from the same index
+//! snapshot as Envoy's: AIGatewayRoutes with their model rules and costs, AIServiceBackends with
+//! schema, mutations and the credential their BackendSecurityPolicy names (the Secret is read
+//! here, so the extproc never touches Kubernetes). The extproc's own validation runs too, so a
+//! bad CEL cost is a condition on its route at config time, not an error at request time.
+
+use extproc::config::{
+    BackendConfig, BackendRefConfig, BodyMutationConfig, Config, CostConfig, CredentialConfig,
+    HeaderMutationConfig, ObjectKind, RouteConfig, RuleConfig, SchemaConfig,
+};
+use infergate_crds::ai_gateway::{BackendSecurityPolicyType, HttpBodyMutation, HttpHeaderMutation};
+use infergate_crds::refs::HeaderMatchType;
+use infergate_crds::{AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Cx;
+use crate::keys::MODEL_HEADER;
+use crate::object::{Kind, ObjectKey};
+use crate::status::{Condition, reason};
+
+/// Key of a Secret holding an API key (Envoy AI Gateway's convention).
+const API_KEY_SECRET_KEY: &str = "apiKey";
+
+pub fn build(cx: &mut Cx<'_>, body_limit: u64) -> Config {
+    let snapshot = cx.snapshot;
+    let routes = snapshot
+        .ai_gateway_routes()
+        .map(|(key, route)| route_config(key, route))
+        .collect();
+    let backends = snapshot
+        .ai_service_backends()
+        .filter_map(|(key, backend)| backend_config(cx, key, backend))
+        .collect();
+    let mut config = Config {
+        version: String::new(),
+        request_body_limit_bytes: Some(body_limit),
+        routes,
+        backends,
+    };
+    for error in config.build().errors.into_iter().filter(|e| e.rejected) {
+        let kind = match error.kind {
+            ObjectKind::Route => Kind::AIGatewayRoute,
+            ObjectKind::Backend => Kind::AIServiceBackend,
+        };
+        let (namespace, name) = error.name.split_once('/').unwrap_or(("", &error.name));
+        let key = ObjectKey::new(kind, namespace, name);
+        let mut message = error
+            .message
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if message.contains("cel") && message.contains("UInt") {
+            message.push_str(" (token variables are uint: write 3u, not 3)");
+        }
+        message.push_str("; the extproc leaves it out");
+        cx.status.push(
+            &key,
+            Condition::fail(reason::ACCEPTED, reason::INVALID, message),
+        );
+    }
+    config.version = crate::publish::version(&serde_json::to_string(&config).unwrap_or_default());
+    config
+}
+
+fn route_config(key: &ObjectKey, route: &AIGatewayRoute) -> RouteConfig {
+    let rules = route
+        .spec
+        .rules
+        .iter()
+        .map(|rule| RuleConfig {
+            models: rule
+                .matches
+                .iter()
+                .flat_map(|m| &m.headers)
+                .filter(|h| {
+                    h.name.eq_ignore_ascii_case(MODEL_HEADER)
+                        && h.match_type() == HeaderMatchType::Exact
+                })
+                .map(|h| h.value.clone())
+                .collect(),
+            models_owned_by: rule.models_owned_by.clone(),
+            models_created_at: rule.models_created_at.as_ref().map(|t| t.0),
+            backend_refs: rule
+                .backend_refs
+                .iter()
+                .filter(|r| !r.is_inference_pool())
+                .map(|r| BackendRefConfig {
+                    name: format!(
+                        "{}/{}",
+                        r.namespace.as_deref().unwrap_or(&key.namespace),
+                        r.name
+                    ),
+                    model_name_override: r.model_name_override.clone(),
+                    header_mutation: r.header_mutation.as_ref().and_then(header_mutation),
+                    body_mutation: r.body_mutation.as_ref().and_then(body_mutation),
+                })
+                .collect(),
+        })
+        .collect();
+    RouteConfig {
+        name: key.namespaced_name(),
+        hostnames: route.spec.hostnames.clone(),
+        created_at: route.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        rules,
+        llm_request_costs: route
+            .spec
+            .llm_request_costs
+            .iter()
+            .filter_map(|c| {
+                Some(CostConfig {
+                    metadata_key: c.metadata_key.clone(),
+                    kind: reshape(&c.type_)?,
+                    cel: c.cel.clone(),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn backend_config(
+    cx: &mut Cx<'_>,
+    key: &ObjectKey,
+    backend: &AIServiceBackend,
+) -> Option<BackendConfig> {
+    let schema = &backend.spec.schema;
+    let name = serde_json::to_value(&schema.name)
+        .ok()?
+        .as_str()?
+        .to_string();
+    Some(BackendConfig {
+        name: key.namespaced_name(),
+        schema: SchemaConfig {
+            name,
+            prefix: schema.prefix.clone(),
+            version: schema.version.clone(),
+        },
+        header_mutation: backend
+            .spec
+            .header_mutation
+            .as_ref()
+            .and_then(header_mutation),
+        body_mutation: backend.spec.body_mutation.as_ref().and_then(body_mutation),
+        credential: credential(cx, key, backend),
+    })
+}
+
+/// The credential of the BackendSecurityPolicy that applies to `backend`: the one its
+/// `backendSecurityPolicyRef` names, or one whose `targetRefs` select it.
+fn credential(
+    cx: &mut Cx<'_>,
+    key: &ObjectKey,
+    backend: &AIServiceBackend,
+) -> Option<CredentialConfig> {
+    let snapshot = cx.snapshot;
+    let by_ref = backend
+        .spec
+        .backend_security_policy_ref
+        .as_ref()
+        .map(|r| r.name.as_str());
+    let (policy_key, policy) = snapshot.backend_security_policies().find(|(pk, p)| {
+        pk.namespace == key.namespace
+            && (by_ref == Some(pk.name.as_str())
+                || p.spec
+                    .target_refs
+                    .iter()
+                    .any(|t| t.kind == "AIServiceBackend" && t.name == key.name))
+    })?;
+    match api_key(cx, policy_key, policy) {
+        Ok(key) => {
+            cx.status.push(
+                policy_key,
+                Condition::ok(
+                    reason::RESOLVED_REFS,
+                    reason::RESOLVED_REFS,
+                    "credential resolved",
+                ),
+            );
+            Some(CredentialConfig::ApiKey { key })
+        }
+        Err((why, message)) => {
+            cx.status.push(
+                policy_key,
+                Condition::fail(reason::RESOLVED_REFS, why, message),
+            );
+            None
+        }
+    }
+}
+
+fn api_key(
+    cx: &Cx<'_>,
+    policy_key: &ObjectKey,
+    policy: &BackendSecurityPolicy,
+) -> Result<String, (&'static str, String)> {
+    let spec = &policy.spec;
+    let credential = match spec.type_ {
+        BackendSecurityPolicyType::APIKey => spec.api_key.as_ref(),
+        BackendSecurityPolicyType::AnthropicAPIKey => spec.anthropic_api_key.as_ref(),
+        other => {
+            return Err((
+                reason::UNSUPPORTED_VALUE,
+                format!("credential type {other:?} is not supported yet"),
+            ));
+        }
+    };
+    let Some(credential) = credential else {
+        return Err((
+            reason::INVALID,
+            format!("type {:?} needs its credential field set", spec.type_),
+        ));
+    };
+    let secret_ref = &credential.secret_ref;
+    let namespace = secret_ref
+        .namespace
+        .as_deref()
+        .unwrap_or(&policy_key.namespace);
+    let Some(secret) = cx.snapshot.secret(namespace, &secret_ref.name) else {
+        return Err((
+            reason::BACKEND_NOT_FOUND,
+            format!("Secret {namespace}/{} not found", secret_ref.name),
+        ));
+    };
+    let from_data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(API_KEY_SECRET_KEY))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok());
+    let from_string = secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(API_KEY_SECRET_KEY))
+        .cloned();
+    from_string
+        .or(from_data)
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            (
+                reason::INVALID,
+                format!(
+                    "Secret {namespace}/{} has no {API_KEY_SECRET_KEY:?} key",
+                    secret_ref.name
+                ),
+            )
+        })
+}
+
+fn header_mutation(m: &HttpHeaderMutation) -> Option<HeaderMutationConfig> {
+    reshape(m)
+}
+
+fn body_mutation(m: &HttpBodyMutation) -> Option<BodyMutationConfig> {
+    reshape(m)
+}
+
+/// Our CRD types and the extproc's config types share their JSON shape.
+fn reshape<T: Serialize, U: DeserializeOwned>(value: &T) -> Option<U> {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
