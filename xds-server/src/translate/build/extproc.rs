@@ -28,6 +28,9 @@ use crate::keys::{
 };
 use crate::translate::ir::ExtprocIr;
 
+/// `:authority` of the gRPC calls to the extproc.
+pub const EXTPROC_AUTHORITY: &str = "extproc.infergate";
+
 /// Key of cluster `typed_extension_protocol_options` for HTTP upstream settings.
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
@@ -37,6 +40,9 @@ fn grpc(ir: &ExtprocIr, leg: &str) -> GrpcService {
         target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
             grpc_service::EnvoyGrpc {
                 cluster_name: ir.cluster.clone(),
+                // Envoy would send the cluster name, whose `/` is not a valid `:authority`
+                // (Rust's h2 resets such streams with PROTOCOL_ERROR).
+                authority: EXTPROC_AUTHORITY.into(),
                 ..Default::default()
             },
         )),
