@@ -1,4 +1,5 @@
-//! Admin HTTP: `/healthz` and `/metrics` (Prometheus text).
+//! Admin HTTP: `/healthz` (liveness), `/readyz` (a config was applied) and `/metrics`
+//! (Prometheus text).
 
 use std::sync::Arc;
 
@@ -9,16 +10,39 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
-pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
-        .with_state(registry)
+use crate::config::ConfigStore;
+
+#[derive(Clone)]
+struct AdminState {
+    registry: Arc<Registry>,
+    store: Arc<ConfigStore>,
 }
 
-async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+pub fn router(registry: Arc<Registry>, store: Arc<ConfigStore>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(AdminState { registry, store })
+}
+
+/// 200 once a config was applied (from a file or over xDS), 503 before: without one every
+/// model is unknown.
+async fn readyz(State(state): State<AdminState>) -> Response {
+    if state.store.generation() > 0 {
+        "ready\n".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no extproc config applied yet\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
     let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
             [(
                 header::CONTENT_TYPE,

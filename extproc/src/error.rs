@@ -29,6 +29,28 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid xDS server address {addr:?}")]
+    XdsAddress {
+        addr: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("connecting to the xDS server at {addr}")]
+    XdsConnect {
+        addr: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("ADS stream with the xDS server at {addr}: {code:?}: {message}")]
+    XdsStream {
+        addr: String,
+        code: tonic::Code,
+        message: String,
+    },
+    #[error("the xDS server at {addr} closed the ADS stream")]
+    XdsStreamClosed { addr: String },
+    #[error("the xDS response does not hold one extproc config: {message}")]
+    XdsResource { message: String },
 
     // Client errors: answered with the client API's error shape.
     #[error("the request body is not valid JSON: {source}")]
@@ -89,6 +111,11 @@ impl Error {
             Error::ParseConfig { .. }
             | Error::ReadConfig { .. }
             | Error::Bind { .. }
+            | Error::XdsAddress { .. }
+            | Error::XdsConnect { .. }
+            | Error::XdsStream { .. }
+            | Error::XdsStreamClosed { .. }
+            | Error::XdsResource { .. }
             | Error::MissingBackend
             | Error::BodyMutation { .. } => 500,
         }
@@ -110,6 +137,11 @@ impl Error {
             Error::ParseConfig { .. }
             | Error::ReadConfig { .. }
             | Error::Bind { .. }
+            | Error::XdsAddress { .. }
+            | Error::XdsConnect { .. }
+            | Error::XdsStream { .. }
+            | Error::XdsStreamClosed { .. }
+            | Error::XdsResource { .. }
             | Error::MissingBackend
             | Error::BodyMutation { .. } => "internal_error",
         }

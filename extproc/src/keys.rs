@@ -83,6 +83,15 @@ pub const METADATA_BACKEND_NAME: &str = "backend_name";
 pub const METADATA_ROUTE_NAME: &str = "route_name";
 pub const METADATA_RESPONSE_MODEL: &str = "response_model";
 
+/// Type URL of the extproc config the xds-server publishes over ADS; the resource's
+/// `google.protobuf.Any.value` is the JSON of [`crate::config::Config`].
+pub const CONFIG_TYPE_URL: &str = "type.infergate.io/infergate.extproc.Config";
+/// Name of the one resource of type [`CONFIG_TYPE_URL`].
+pub const CONFIG_RESOURCE_NAME: &str = "extproc-config";
+/// `node.cluster` the extproc sends on its ADS stream (not a Gateway: it gets the snapshot for
+/// every proxy).
+pub const XDS_NODE_CLUSTER: &str = "infergate-extproc";
+
 /// Default request body limit (bytes).
 pub const DEFAULT_REQUEST_BODY_LIMIT: u64 = 32 * 1024 * 1024;
 /// `owned_by` of listed models when a rule does not say (Envoy AI Gateway's default).

@@ -6,7 +6,8 @@
 //!   mutations, credentials).
 //!
 //! The legs share no memory, so any replica can serve any leg of any request (see
-//! `shared/DESIGN.md` §4). Start it in-process with [`server::Server::start`].
+//! `shared/DESIGN.md` §4). Start it in-process with [`server::Server::start`]; feed it its
+//! config from a file or from the xds-server over ADS ([`xds_client`]).
 
 pub mod admin;
 pub mod api;
@@ -24,6 +25,8 @@ pub mod sse;
 pub mod target;
 pub mod upstream;
 pub mod usage;
+pub mod xds_client;
 
 pub use error::{Error, Result};
 pub use server::{Bound, Options, Running, Server};
+pub use xds_client::{XdsClient, XdsClientHandle};

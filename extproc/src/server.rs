@@ -30,7 +30,7 @@ const MAX_GRPC_MESSAGE: usize = 256 * 1024 * 1024;
 pub struct Options {
     /// ext_proc gRPC address (1063 by default).
     pub grpc_addr: SocketAddr,
-    /// Admin HTTP address: `/metrics`, `/healthz` (1064 by default).
+    /// Admin HTTP address: `/metrics`, `/healthz`, `/readyz` (1064 by default).
     pub admin_addr: SocketAddr,
     /// Honour `x-infergate-backend` request headers on the upstream leg when Envoy sends no
     /// attributes. For tests without Envoy; never in production (the router leg strips
@@ -120,7 +120,7 @@ impl Server {
                 tracing::error!(error = %err, "ext_proc gRPC server stopped");
             }
         }));
-        let admin = admin::router(Arc::new(registry));
+        let admin = admin::router(Arc::new(registry), store.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(err) = axum::serve(admin_listener, admin).await {
                 tracing::error!(error = %err, "admin server stopped");
