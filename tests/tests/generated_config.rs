@@ -26,13 +26,14 @@ fn options(case: &Path) -> Options {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with("extproc-"))
         .then(|| ExtprocOptions {
-            address: "127.0.0.1".into(),
-            port: 1063,
+            endpoints: vec![("127.0.0.1".into(), 1063)],
             message_timeout: Duration::from_secs(10),
             body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
         });
+    let access_log = extproc.as_ref().map(|_| "/dev/stdout".into());
     Options {
         extproc,
+        access_log,
         ..Options::default()
     }
 }

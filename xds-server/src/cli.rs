@@ -44,13 +44,16 @@ pub struct TranslateArgs {
     /// Debounce: longest a burst can delay a push (ms).
     #[arg(long, default_value_t = 1000)]
     pub debounce_max_ms: u64,
-    /// The extproc's gRPC address as Envoy reaches it (HOST:PORT; several replicas behind a DNS
-    /// name). Without it AIGatewayRoutes route on the `x-ai-eg-model` header alone.
+    /// The extproc's gRPC address(es) as Envoy reaches them (HOST:PORT[,HOST:PORT…]). Without
+    /// it AIGatewayRoutes route on the `x-ai-eg-model` header alone.
     #[arg(long)]
     pub extproc: Option<String>,
     /// Largest request body the gateway accepts for AI routes (bytes).
     #[arg(long, default_value_t = ExtprocOptions::DEFAULT_BODY_LIMIT)]
     pub request_body_limit: u64,
+    /// File Envoy appends one JSON line per request to (model, backend, costs), e.g. /dev/stdout.
+    #[arg(long)]
+    pub access_log: Option<std::path::PathBuf>,
 }
 
 impl TranslateArgs {
@@ -64,6 +67,7 @@ impl TranslateArgs {
             listener_address: self.listener_address.clone(),
             privileged_port_offset: self.privileged_port_offset,
             extproc,
+            access_log: self.access_log.clone(),
             ..Options::default()
         })
     }
@@ -76,16 +80,26 @@ impl TranslateArgs {
     }
 }
 
-/// `HOST:PORT` of the extproc, with the default message timeout.
-pub fn extproc_options(target: &str, body_limit: u64) -> Result<ExtprocOptions, String> {
-    let (host, port) = target
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
-        .filter(|(h, _)| !h.is_empty())
-        .ok_or_else(|| format!("--extproc {target:?} is not HOST:PORT"))?;
+/// `HOST:PORT[,HOST:PORT…]` of the extproc replicas, with the default message timeout.
+pub fn extproc_options(targets: &str, body_limit: u64) -> Result<ExtprocOptions, String> {
+    let endpoints = targets
+        .split(',')
+        .map(|target| {
+            target
+                .trim()
+                .rsplit_once(':')
+                .and_then(|(h, p)| {
+                    Some((
+                        h.trim_matches(['[', ']']).to_string(),
+                        p.parse::<u16>().ok()?,
+                    ))
+                })
+                .filter(|(h, _)| !h.is_empty())
+                .ok_or_else(|| format!("--extproc {target:?} is not HOST:PORT"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ExtprocOptions {
-        address: host.to_string(),
-        port,
+        endpoints,
         message_timeout: Duration::from_secs(10),
         body_limit,
     })

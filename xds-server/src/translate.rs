@@ -42,14 +42,16 @@ pub struct Options {
     /// Where the extproc listens; `None` serves AIGatewayRoutes on the `x-ai-eg-model` header
     /// alone, without the extproc's two legs.
     pub extproc: Option<ExtprocOptions>,
+    /// File Envoy appends one JSON line per request to (with the model, backend and costs).
+    pub access_log: Option<std::path::PathBuf>,
 }
 
 /// The extproc as Envoy reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtprocOptions {
-    /// IP or hostname of the extproc's gRPC listener (several replicas: a DNS name).
-    pub address: String,
-    pub port: u16,
+    /// `(host, port)` of each extproc replica's gRPC listener (a DNS name resolving to several
+    /// replicas works too).
+    pub endpoints: Vec<(String, u16)>,
     /// How long Envoy waits for each ext_proc answer.
     pub message_timeout: Duration,
     /// Largest request body Envoy buffers for the extproc (bytes); the extproc enforces the same.
@@ -80,6 +82,7 @@ impl Default for Options {
                 .collect(),
             connect_timeout: Duration::from_secs(5),
             extproc: None,
+            access_log: None,
         }
     }
 }

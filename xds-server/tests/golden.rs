@@ -20,14 +20,15 @@ fn options(case: &Path) -> Options {
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     let extproc = name.starts_with("extproc-").then(|| ExtprocOptions {
-        address: "127.0.0.1".into(),
-        port: 1063,
+        endpoints: vec![("127.0.0.1".into(), 1063)],
         message_timeout: std::time::Duration::from_secs(10),
         body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
     });
+    let access_log = extproc.as_ref().map(|_| "/dev/stdout".into());
     Options {
         privileged_port_offset: 10000,
         extproc,
+        access_log,
         ..Options::default()
     }
 }

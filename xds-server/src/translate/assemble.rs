@@ -159,6 +159,7 @@ pub fn assemble(
             route_config: name.clone(),
             ai_routes,
             extproc: extproc.clone(),
+            access_log: options.access_log.as_ref().map(|p| p.display().to_string()),
         };
         let route_config = RouteConfigIr {
             name,
@@ -234,17 +235,21 @@ fn unknown_model_route(listener: &str) -> RouteIr {
 /// The gRPC cluster Envoy reaches the extproc through (HTTP/2, DNS so several replicas behind
 /// one name all take traffic).
 fn extproc_cluster(extproc: &ExtprocOptions, options: &Options) -> ClusterIr {
-    let endpoint = EndpointIr {
-        address: extproc.address.clone(),
-        port: extproc.port,
-        metadata: BTreeMap::new(),
-    };
+    let endpoints = extproc
+        .endpoints
+        .iter()
+        .map(|(address, port)| EndpointIr {
+            address: address.clone(),
+            port: *port,
+            metadata: BTreeMap::new(),
+        })
+        .collect();
     let name = crate::keys::EXTPROC_CLUSTER.to_string();
     let localities = vec![LocalityIr {
         name: "extproc".into(),
         priority: 0,
         weight: 1,
-        endpoints: vec![endpoint],
+        endpoints,
     }];
     ClusterIr {
         name: name.clone(),

@@ -17,6 +17,8 @@ pub struct ListenerIr {
     pub ai_routes: bool,
     /// Router-leg ext_proc, on listeners with AIGatewayRoutes when an extproc is configured.
     pub extproc: Option<ExtprocIr>,
+    /// JSON access log file.
+    pub access_log: Option<String>,
 }
 
 /// Where Envoy reaches the extproc and how long it waits for it.

@@ -20,8 +20,12 @@ use envoy_types::pb::google::protobuf::{
 };
 
 use super::{ads_config_source, pack, string_value};
-use crate::keys::MODEL_HEADER;
+use crate::keys::{AI_GATEWAY_METADATA_NAMESPACE, MODEL_HEADER};
 use crate::translate::ir::ListenerIr;
+use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
+use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
+    FileAccessLog, file_access_log::AccessLogFormat,
+};
 
 pub fn listener(ir: &ListenerIr) -> Listener {
     let hcm = http_connection_manager(ir);
@@ -70,6 +74,7 @@ fn http_connection_manager(ir: &ListenerIr) -> HttpConnectionManager {
         // `Host: api.example.com:8080` must match the virtual host `api.example.com`.
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
         local_reply_config: ir.ai_routes.then(unknown_model_reply),
+        access_log: ir.access_log.iter().map(|path| access_log(path)).collect(),
         ..Default::default()
     }
 }
@@ -131,5 +136,52 @@ fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
         .collect();
     Value {
         kind: Some(ValueKind::StructValue(Struct { fields })),
+    }
+}
+
+/// One JSON line per request: what was asked, where it went, and what it cost (the extproc's
+/// `io.envoy.ai_gateway` metadata). Single-operator values keep their types (numbers, objects).
+fn access_log(path: &str) -> AccessLog {
+    let ai = |key: &str| {
+        string_value(&format!(
+            "%DYNAMIC_METADATA({AI_GATEWAY_METADATA_NAMESPACE}:{key})%"
+        ))
+    };
+    let fields = [
+        ("start_time", string_value("%START_TIME%")),
+        ("method", string_value("%REQ(:METHOD)%")),
+        ("path", string_value("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%")),
+        ("status", string_value("%RESPONSE_CODE%")),
+        ("duration_ms", string_value("%DURATION%")),
+        ("response_flags", string_value("%RESPONSE_FLAGS%")),
+        ("model", string_value(&format!("%REQ({MODEL_HEADER})%"))),
+        ("backend", ai("backend_name")),
+        ("route", ai("route_name")),
+        ("response_model", ai("response_model")),
+        (
+            "costs",
+            string_value(&format!(
+                "%DYNAMIC_METADATA({AI_GATEWAY_METADATA_NAMESPACE})%"
+            )),
+        ),
+        ("upstream_host", string_value("%UPSTREAM_HOST%")),
+    ];
+    let format = Struct {
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    };
+    let file = FileAccessLog {
+        path: path.to_string(),
+        access_log_format: Some(AccessLogFormat::LogFormat(SubstitutionFormatString {
+            format: Some(Format::JsonFormat(format)),
+            ..Default::default()
+        })),
+    };
+    AccessLog {
+        name: "envoy.access_loggers.file".into(),
+        config_type: Some(access_log::ConfigType::TypedConfig(pack(&file))),
+        ..Default::default()
     }
 }
