@@ -181,6 +181,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Prints a line to stdout; a closed stdout (`infergate run | head -1`) must not stop the
+/// gateway, so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn print_urls(server: &xds_server::server::Running, args: &RunArgs) {
     let translation = server.published.translation.load();
     let host = match args.translate.listener_address.as_str() {
@@ -203,17 +212,18 @@ fn print_urls(server: &xds_server::server::Running, args: &RunArgs) {
             } else {
                 String::new()
             };
-            println!("Gateway {gateway} listener {name}: http://{host}:{port}{note}");
+            say!("Gateway {gateway} listener {name}: http://{host}:{port}{note}");
         }
     }
     if !any {
-        println!(
+        say!(
             "no Gateway listener is served yet: add a Gateway to {} (edits apply live)",
             args.dir.display()
         );
     }
-    println!(
+    say!(
         "status: http://{}/status   envoy admin: http://{}",
-        server.admin_addr, args.envoy_admin_addr
+        server.admin_addr,
+        args.envoy_admin_addr
     );
 }

@@ -119,52 +119,61 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
     }
     let listen = ports::free_port()?;
     let offset = listen - 80; // the Gateway listens on port 80 → served on `listen`
+    let envoy_admin = format!("127.0.0.1:{}", ports::free_port()?);
     let mut child = tokio::process::Command::new(infergate_bin()?)
         .arg("run")
         .arg(folder.path())
         .args(["--ads-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .args(["--envoy-admin-addr", &envoy_admin])
         .args([
-            "--envoy-admin-addr",
-            &format!("127.0.0.1:{}", ports::free_port()?),
+            "--extproc-addr",
+            "127.0.0.1:0",
+            "--extproc-admin-addr",
+            "127.0.0.1:0",
         ])
-        .args([
-            "--privileged-port-offset",
-            &offset.to_string(),
-            "--listener-address",
-            "127.0.0.1",
-        ])
+        .args(["--privileged-port-offset", &offset.to_string()])
+        .args(["--listener-address", "127.0.0.1"])
         .env("ENVOY_BIN", envoy_bin()?)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()?;
     let stdout = child.stdout.take().context("stdout")?;
-    let url = async move {
+    // Keep reading stdout for the whole test: a reader that stops would close the pipe.
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
-        while let Some(line) = lines.next_line().await? {
+        let mut url_tx = Some(url_tx);
+        while let Ok(Some(line)) = lines.next_line().await {
             let url = line
                 .split_whitespace()
                 .find(|w| w.starts_with("http://127.0.0.1:"));
             if let Some(url) = url.filter(|_| line.contains("listener http")) {
-                return Ok(url.to_owned());
+                if let Some(tx) = url_tx.take() {
+                    let _ = tx.send(url.to_owned());
+                }
             }
         }
-        bail!("infergate run printed no listener URL")
-    };
-    let url: String = tokio::time::timeout(Duration::from_secs(60), url).await??;
+    });
+    let url = tokio::time::timeout(Duration::from_secs(60), url_rx)
+        .await?
+        .context("infergate run printed no listener URL")?;
     assert_eq!(url, format!("http://127.0.0.1:{listen}"));
     let chat = format!("{url}/v1/chat/completions");
+    // The extproc takes the model from the body, as an OpenAI client sends it.
+    let body = |model: &str| {
+        format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#)
+    };
+    let json = [("content-type", "application/json")];
     let answered = wait::until(
         "the quickstart model to answer",
         Duration::from_secs(20),
         || async {
-            let r = http::post(
-                &chat,
-                &[("x-ai-eg-model", "some-cool-self-hosted-model")],
-                "{}",
-            )
-            .await?;
-            Ok((r.status == 200).then_some(r))
+            let r = http::post(&chat, &json, body("some-cool-self-hosted-model")).await?;
+            if r.status != 200 {
+                bail!("status {}: {}", r.status, r.text());
+            }
+            Ok(Some(r))
         },
     )
     .await?;
@@ -172,9 +181,18 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
         answered.header(UPSTREAM_HEADER),
         Some("quickstart-upstream")
     );
-    let unknown = http::post(&chat, &[("x-ai-eg-model", "gpt-nope")], "{}").await?;
+    let seen = upstream
+        .last_request()
+        .context("upstream saw the request")?;
+    assert_eq!(seen.path, "/v1/chat/completions");
+    let unknown = http::post(&chat, &json, body("gpt-nope")).await?;
     assert_eq!(unknown.status, 404);
-    assert!(upstream.requests() >= 1);
+    assert_eq!(unknown.json()?["error"]["code"], "model_not_found");
+    let models = http::get(&format!("{url}/v1/models"), &[]).await?.json()?;
+    assert_eq!(
+        models["data"][0]["id"], "some-cool-self-hosted-model",
+        "{models}"
+    );
     child.kill().await?;
     Ok(())
 }
