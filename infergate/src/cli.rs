@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// Envoy log level (trace, debug, info, warning, error).
     #[arg(long, default_value = "warning")]
     pub envoy_log_level: String,
+    /// Envoy worker threads (default: one per core).
+    #[arg(long)]
+    pub envoy_concurrency: Option<u16>,
     /// extproc gRPC address (started in this process; Envoy's two ext_proc legs call it).
     #[arg(long, default_value = "127.0.0.1:1063")]
     pub extproc_addr: SocketAddr,
@@ -85,7 +88,13 @@ pub fn main() -> ExitCode {
 }
 
 fn validate(dir: &std::path::Path, translate: &TranslateArgs) -> anyhow::Result<ExitCode> {
-    let options = translate.options().map_err(anyhow::Error::msg)?;
+    let mut options = translate.options().map_err(anyhow::Error::msg)?;
+    // Validate what `run` serves: with the extproc, so costs (CEL) and credentials are checked.
+    if options.extproc.is_none() {
+        let default = extproc::server::Options::default().grpc_addr.to_string();
+        let extproc = xds_server::cli::extproc_options(&default, translate.request_body_limit);
+        options.extproc = Some(extproc.map_err(anyhow::Error::msg)?);
+    }
     let report = xds_server::server::validate(dir, &options)
         .with_context(|| format!("reading {}", dir.display()))?;
     for line in report.lines() {
@@ -161,6 +170,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         &bootstrap,
         args.envoy_admin_addr,
         &args.envoy_log_level,
+        args.envoy_concurrency,
     )
     .context("starting Envoy")?;
     envoy

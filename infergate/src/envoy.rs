@@ -68,6 +68,7 @@ impl Envoy {
         bootstrap: &str,
         admin: SocketAddr,
         log_level: &str,
+        concurrency: Option<u16>,
     ) -> Result<Envoy, Error> {
         let mut file = tempfile::Builder::new()
             .prefix("infergate-envoy-")
@@ -76,10 +77,17 @@ impl Envoy {
             .map_err(Error::Bootstrap)?;
         std::io::Write::write_all(&mut file, bootstrap.as_bytes()).map_err(Error::Bootstrap)?;
         let base_id = std::process::id() % 60_000;
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(file.path())
-            .args(["--base-id", &base_id.to_string(), "--log-level", log_level])
+        let mut command = Command::new(bin);
+        command.arg("-c").arg(file.path()).args([
+            "--base-id",
+            &base_id.to_string(),
+            "--log-level",
+            log_level,
+        ]);
+        if let Some(n) = concurrency {
+            command.args(["--concurrency", &n.to_string()]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
