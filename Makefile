@@ -45,7 +45,7 @@ gen:
 	UPDATE_GOLDEN=1 $(CARGO) test -p xds-server golden
 	UPDATE_GOLDEN=1 $(CARGO) test -p envoy-yaml bootstrap
 
-bench:
+bench: deps
 	$(CARGO) run --release -p xds-server --example bench
 
 lint:
