@@ -19,18 +19,10 @@ use pods::FakePod;
 
 const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 
+#[derive(Default)]
 struct Setup {
     picker: Option<&'static str>,
     objectives: Vec<Objective>,
-}
-
-impl Default for Setup {
-    fn default() -> Self {
-        Setup {
-            picker: None,
-            objectives: Vec::new(),
-        }
-    }
 }
 
 /// A picker over `loads.len()` fake pods (waiting, running, kv each), every endpoint scraped.

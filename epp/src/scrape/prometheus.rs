@@ -49,7 +49,7 @@ pub fn parse_line(line: &str) -> Option<Sample> {
     }
     let mut rest = &line[name_end..];
     let mut labels = Vec::new();
-    if let Some(after) = rest.strip_prefix('{') {
+    if let Some(after) = rest.trim_start().strip_prefix('{') {
         let (parsed, remaining) = parse_labels(after)?;
         labels = parsed;
         rest = remaining;
