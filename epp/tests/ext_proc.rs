@@ -543,3 +543,67 @@ async fn health_reports_readiness_once_pods_are_scraped() {
     wait_status("readiness", ServingStatus::NotServing).await;
     wait_status("liveness", ServingStatus::Serving).await;
 }
+
+#[tokio::test]
+async fn pods_from_a_watch_channel_follow_the_control_plane() {
+    let (pods, port) = pods::fake_pods(11, 2).await;
+    let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+    let config = Config {
+        pool: PoolInfo {
+            target_ports: vec![port],
+            ..PoolInfo::default()
+        },
+        pods: PodSource::Watch(rx),
+        scrape: ScrapeConfig {
+            interval: Duration::from_millis(20),
+            ..ScrapeConfig::default()
+        },
+        ..Config::for_tests()
+    };
+    let running = epp::start(config).await.expect("start");
+    let grpc = running.bound().grpc;
+    let pick = async |mode| {
+        let mut stream = Stream::open(grpc, mode).await;
+        let out = stream
+            .post(envoy::post_headers(&[]), &envoy::chat_body(MODEL, "hi"), 1)
+            .await;
+        let last = out.last().expect("an answer");
+        envoy::pick_of(last)
+            .map(|p| p.header)
+            .or_else(|| out.iter().find_map(envoy::pick_of).map(|p| p.header))
+            .ok_or_else(|| envoy::immediate_of(last).map(|i| i.0))
+    };
+    assert_eq!(pick(Mode::FullDuplex).await, Err(Some(503)), "no pods yet");
+
+    tx.send(vec![pods[1].pod()]).expect("send pods");
+    tokio::time::timeout(envoy::WAIT, running.wait_ready())
+        .await
+        .expect("ready once the pod is scraped");
+    assert_eq!(pick(Mode::Buffered).await, Ok(addr(&pods, 1)));
+
+    tx.send(vec![pods[0].pod()]).expect("send pods");
+    let only = pods[0].addr;
+    tokio::time::timeout(
+        envoy::WAIT,
+        running.datastore().wait_for(|d| {
+            let status = d.status();
+            status.len() == 1 && status[0].addr == only && status[0].fresh
+        }),
+    )
+    .await
+    .expect("the new pod replaces the old one");
+    assert_eq!(
+        pick(Mode::FullDuplex).await,
+        Ok(addr(&pods, 0)),
+        "the removed pod is gone"
+    );
+
+    tx.send(Vec::new()).expect("send pods");
+    tokio::time::timeout(
+        envoy::WAIT,
+        running.datastore().wait_for(|d| d.endpoints().is_empty()),
+    )
+    .await
+    .expect("emptied");
+    assert_eq!(pick(Mode::Buffered).await, Err(Some(503)));
+}
