@@ -160,6 +160,10 @@ impl StreamHandler {
             return Vec::new();
         }
         match message.request {
+            Some(Request::RequestHeaders(_)) if self.phase != Phase::Request => {
+                // Envoy sends headers once; never pick twice for one stream.
+                vec![envoy::request_headers(None)]
+            }
             Some(Request::RequestHeaders(h)) => {
                 self.objective = envoy::header(h.headers.as_ref(), keys::OBJECTIVE_HEADER)
                     .map(|v| v.into_owned());
