@@ -16,6 +16,7 @@
 //! ```
 
 pub mod envoy;
+pub mod fake_openai;
 pub mod http;
 pub mod load;
 pub mod ports;
