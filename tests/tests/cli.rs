@@ -148,10 +148,10 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
             let url = line
                 .split_whitespace()
                 .find(|w| w.starts_with("http://127.0.0.1:"));
-            if let Some(url) = url.filter(|_| line.contains("listener http")) {
-                if let Some(tx) = url_tx.take() {
-                    let _ = tx.send(url.to_owned());
-                }
+            if let Some(url) = url.filter(|_| line.contains("listener http"))
+                && let Some(tx) = url_tx.take()
+            {
+                let _ = tx.send(url.to_owned());
             }
         }
     });
