@@ -38,6 +38,7 @@ const FILES: &[&str] = &[
     "envoy/extensions/filters/http/ratelimit/v3",
     "envoy/extensions/filters/http/header_mutation/v3",
     "envoy/extensions/filters/http/upstream_codec/v3",
+    "envoy/extensions/http/early_header_mutation/header_mutation/v3",
     "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
     "envoy/extensions/transport_sockets/tls/v3",
     "envoy/extensions/access_loggers/file/v3",

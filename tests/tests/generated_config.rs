@@ -24,7 +24,7 @@ fn options(case: &Path) -> Options {
     let extproc = case
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("extproc-"))
+        .is_some_and(|n| n.starts_with("extproc-") || n.starts_with("pool-"))
         .then(|| ExtprocOptions {
             endpoints: vec![("127.0.0.1".into(), 1063)],
             message_timeout: Duration::from_secs(10),
@@ -34,6 +34,7 @@ fn options(case: &Path) -> Options {
     Options {
         extproc,
         access_log,
+        epp_endpoints: [("default/mistral".into(), ("127.0.0.1".into(), 9102))].into(),
         ..Options::default()
     }
 }

@@ -67,6 +67,11 @@ pub mod reason {
     pub const PROTOCOL_CONFLICT: &str = "ProtocolConflict";
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
     pub const NOT_MANAGED: &str = "NotManaged";
+    /// An InferencePool's selector matches no ready Pod (a warning: the pool is served).
+    pub const NO_READY_PODS: &str = "NoReadyPods";
+
+    /// Reasons of conditions that hold but need attention; shown as warnings, not errors.
+    pub const WARNINGS: &[&str] = &[NO_READY_PODS];
 }
 
 /// Conditions of one object and where it was read from.
@@ -82,6 +87,11 @@ impl ObjectStatus {
     pub fn has_errors(&self) -> bool {
         self.conditions.iter().any(is_error)
     }
+}
+
+/// A condition that holds but needs attention (see [`reason::WARNINGS`]).
+pub fn is_warning(c: &Condition) -> bool {
+    !is_error(c) && reason::WARNINGS.contains(&c.reason)
 }
 
 fn is_error(c: &Condition) -> bool {
@@ -132,7 +142,13 @@ impl StatusReport {
                     .as_ref()
                     .map(|s| format!(" ({s})"))
                     .unwrap_or_default();
-                let mark = if is_error(c) { "error" } else { "ok" };
+                let mark = if is_error(c) {
+                    "error"
+                } else if is_warning(c) {
+                    "warning"
+                } else {
+                    "ok"
+                };
                 lines.push(format!(
                     "{mark}: {key}{at}{scope}: {}={} {}: {}",
                     c.type_,

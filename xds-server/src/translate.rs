@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod ir;
+pub mod pool;
 
 mod ai_route;
 mod assemble;
@@ -44,6 +45,10 @@ pub struct Options {
     pub extproc: Option<ExtprocOptions>,
     /// File Envoy appends one JSON line per request to (with the model, backend and costs).
     pub access_log: Option<std::path::PathBuf>,
+    /// Where Envoy reaches an InferencePool's endpoint picker, by pool `namespace/name`:
+    /// `(host, port)` of its ext_proc gRPC service, in place of the `endpointPickerRef` Service's
+    /// cluster DNS name (for pickers run by `infergate run` or a test).
+    pub epp_endpoints: BTreeMap<String, (String, u16)>,
 }
 
 /// The extproc as Envoy reaches it.
@@ -83,6 +88,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(5),
             extproc: None,
             access_log: None,
+            epp_endpoints: BTreeMap::new(),
         }
     }
 }
@@ -135,6 +141,7 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
         snapshot,
         options,
         status,
+        epps: BTreeMap::new(),
     };
     let gateways = gateway::resolve(&mut cx);
     let attachments = attach::Attachments::new(&gateways);
@@ -145,8 +152,9 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
         .extproc
         .as_ref()
         .map(|e| extproc_config::build(&mut cx, e.body_limit));
+    pool::report(&mut cx);
     backend::report_unattached(&mut cx);
-    let (all, by_gateway) = assemble::assemble(&gateways, routes, options);
+    let (all, by_gateway) = assemble::assemble(&gateways, routes, options, &cx.epps);
     for (key, origin) in &snapshot.origins {
         if let Some(object) = cx.status.objects.get_mut(key) {
             object.origin = Some(origin.clone());
@@ -178,4 +186,6 @@ pub(crate) struct Cx<'a> {
     pub snapshot: &'a IndexSnapshot,
     pub options: &'a Options,
     pub status: StatusReport,
+    /// Endpoint-picker filters of the InferencePools route rules send to, by filter name.
+    pub epps: BTreeMap<String, ir::EppIr>,
 }

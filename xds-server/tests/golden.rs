@@ -13,22 +13,25 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
-/// Cases named `extproc-*` run with the extproc configured; the rest without.
+/// Cases named `extproc-*` and `pool-*` run with the extproc configured; the rest without.
+/// Every case points InferencePool `default/mistral`'s endpoint picker at 127.0.0.1:9102.
 fn options(case: &Path) -> Options {
     let name = case
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    let extproc = name.starts_with("extproc-").then(|| ExtprocOptions {
-        endpoints: vec![("127.0.0.1".into(), 1063)],
-        message_timeout: std::time::Duration::from_secs(10),
-        body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
-    });
+    let extproc =
+        (name.starts_with("extproc-") || name.starts_with("pool-")).then(|| ExtprocOptions {
+            endpoints: vec![("127.0.0.1".into(), 1063)],
+            message_timeout: std::time::Duration::from_secs(10),
+            body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
+        });
     let access_log = extproc.as_ref().map(|_| "/dev/stdout".into());
     Options {
         privileged_port_offset: 10000,
         extproc,
         access_log,
+        epp_endpoints: [("default/mistral".into(), ("127.0.0.1".into(), 9102))].into(),
         ..Options::default()
     }
 }

@@ -8,8 +8,8 @@ use crate::object::{Kind, RawObject};
 
 /// Parses `raw` into the typed body for its kind, or a message naming the offending field.
 pub fn parse(raw: &RawObject) -> Result<Body, String> {
-    // Status is written by controllers and never read by us: don't let a partial one reject
-    // the object.
+    // Status is written by controllers and (but for a Pod's) never read by us: don't let a
+    // partial one reject the object.
     let without_status;
     let v = match raw.value.get("status") {
         Some(_) => {
@@ -38,8 +38,19 @@ pub fn parse(raw: &RawObject) -> Result<Body, String> {
         Kind::InferenceObjective => Body::InferenceObjective(typed(v)?),
         Kind::Secret => Body::Secret(typed(v)?),
         Kind::Service => Body::Service(typed(v)?),
-        Kind::Pod => Body::Pod(typed(v)?),
+        Kind::Pod => Body::Pod(pod(v, raw.value.get("status"))?),
     })
+}
+
+/// A Pod's status is the one we read (its IP and readiness pick an InferencePool's endpoints):
+/// kept, read leniently so a field of a newer Kubernetes does not reject the Pod.
+fn pod(
+    value: &serde_json::Value,
+    status: Option<&serde_json::Value>,
+) -> Result<k8s_openapi::api::core::v1::Pod, String> {
+    let mut pod: k8s_openapi::api::core::v1::Pod = typed(value)?;
+    pod.status = status.and_then(|s| serde_json::from_value(s.clone()).ok());
+    Ok(pod)
 }
 
 fn typed<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, String> {

@@ -18,6 +18,7 @@ use super::ir::{
     ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, ForwardIr,
     HeaderMatchIr, LocalityIr, MatchIr, RouteIr, StringMatchIr, TlsIr,
 };
+use super::pool::{self, RuleOutcome, RuleRef, RuleSink};
 use super::refs::From;
 use super::route_common::{report_resolved, route_name, rule_timeouts};
 use crate::keys::{
@@ -84,24 +85,55 @@ fn translate_rule(
         kind: "AIGatewayRoute",
         namespace: &key.namespace,
     };
+    let pool_refs: Vec<RuleRef<'_>> = rule
+        .backend_refs
+        .iter()
+        .map(|r| RuleRef {
+            pool: r.is_inference_pool().then(|| {
+                (
+                    r.namespace.as_deref().unwrap_or(&key.namespace),
+                    r.name.as_str(),
+                )
+            }),
+            group: r.group.as_deref().unwrap_or(pool::POOL_GROUP),
+        })
+        .collect();
+    let pool_timeout = Some(timeout.unwrap_or(Duration::from_secs(DEFAULT_AI_ROUTE_TIMEOUT_SECS)));
+    let sink = RuleSink {
+        clusters: &mut model.clusters,
+        endpoints: &mut model.endpoints,
+    };
+    match pool::translate_rule(
+        cx,
+        key,
+        &from,
+        &scope,
+        &pool_refs,
+        (pool_timeout, per_try_timeout),
+        sink,
+    ) {
+        RuleOutcome::NoPool => {}
+        RuleOutcome::Forward { action, epp } => {
+            push_matches(key, i, rule, action, Some(epp), model);
+            return true;
+        }
+        RuleOutcome::Invalid { resolved } => {
+            let action = ActionIr::Respond {
+                status: 500,
+                body: no_backend_body(),
+            };
+            push_matches(key, i, rule, action, None, model);
+            return resolved;
+        }
+    }
     let mut localities = Vec::new();
     let mut tls: Vec<TlsIr> = Vec::new();
     let mut all_ok = true;
     for (j, r) in rule.backend_refs.iter().enumerate() {
-        let (group, kind) = if r.is_inference_pool() {
-            (
-                r.group.as_deref().unwrap_or("inference.networking.k8s.io"),
-                "InferencePool",
-            )
-        } else {
-            (
-                r.group.as_deref().unwrap_or("aigateway.envoyproxy.io"),
-                r.kind.as_deref().unwrap_or("AIServiceBackend"),
-            )
-        };
+        // InferencePools were handled above.
         let reference = BackendRef {
-            group,
-            kind,
+            group: r.group.as_deref().unwrap_or("aigateway.envoyproxy.io"),
+            kind: r.kind.as_deref().unwrap_or("AIServiceBackend"),
             name: &r.name,
             namespace: r.namespace.as_deref().unwrap_or(&key.namespace),
             port: None,
@@ -187,6 +219,8 @@ fn translate_rule(
                 Some(extproc) => ClusterProtocolIr::UpstreamExtproc(extproc.ir()),
                 None => ClusterProtocolIr::Default,
             },
+            override_host: None,
+            tcp_health_check: false,
         });
         if all_ip {
             model.endpoints.push(assignment);
@@ -199,6 +233,19 @@ fn translate_rule(
             failover_retries: backends.saturating_sub(1).min(MAX_FAILOVER_RETRIES),
         })
     };
+    push_matches(key, i, rule, action, None, model);
+    all_ok
+}
+
+/// One route per match of the rule, all with `action`.
+fn push_matches(
+    key: &ObjectKey,
+    i: usize,
+    rule: &AIGatewayRouteRule,
+    action: ActionIr,
+    epp: Option<String>,
+    model: &mut RouteModel,
+) {
     let matches = if rule.matches.is_empty() {
         vec![Default::default()]
     } else {
@@ -226,9 +273,10 @@ fn translate_rule(
             action: action.clone(),
             metadata: BTreeMap::new(),
             extproc_disabled: false,
+            epp: epp.clone(),
+            epp_disabled: Vec::new(),
         });
     }
-    all_ok
 }
 
 fn no_backend_body() -> String {

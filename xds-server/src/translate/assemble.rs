@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::attach::{ListenerRef, hostnames_intersect};
 use super::gateway::GatewayModel;
 use super::ir::{
-    ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, ListenerIr,
-    LocalityIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, VirtualHostIr,
+    ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, EppIr,
+    ListenerIr, LocalityIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, VirtualHostIr,
 };
 use super::{ExtprocOptions, Options, XdsIr};
 use crate::object::ObjectKey;
@@ -71,6 +71,7 @@ pub fn assemble(
     gateways: &[GatewayModel],
     routes: Vec<RouteModel>,
     options: &Options,
+    epps: &BTreeMap<String, EppIr>,
 ) -> (XdsIr, BTreeMap<String, XdsIr>) {
     // (gateway, port) → vhost domain → routes with precedence; and whether AI routes are there.
     type VHosts = BTreeMap<String, (Vec<(Precedence, RouteIr)>, bool)>;
@@ -133,6 +134,14 @@ pub fn assemble(
             .as_ref()
             .filter(|_| ai_routes)
             .map(|e| e.ir());
+        // Every InferencePool's picker a route of this port sends to; each is on only there.
+        let listener_epps: Vec<EppIr> = vhosts
+            .values()
+            .flat_map(|(entries, _)| entries.iter().filter_map(|(_, r)| r.epp.as_ref()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|filter| epps.get(filter).cloned())
+            .collect();
         let virtual_hosts = vhosts
             .into_iter()
             .map(|(domain, (mut entries, ai))| {
@@ -144,10 +153,24 @@ pub fn assemble(
                 if extproc.is_none() {
                     routes.iter_mut().for_each(|r| r.extproc_disabled = false);
                 }
+                for route in &mut routes {
+                    route.epp_disabled = listener_epps
+                        .iter()
+                        .filter(|e| route.epp.as_ref() != Some(&e.filter))
+                        .map(|e| e.filter.clone())
+                        .collect();
+                }
+                // Pickers buffer whole prompts too.
+                let pool_routes = routes.iter().any(|r| r.epp.is_some());
+                let body_limit = extproc
+                    .as_ref()
+                    .filter(|_| ai || pool_routes)
+                    .map(|e| e.body_limit)
+                    .or(pool_routes.then_some(ExtprocOptions::DEFAULT_BODY_LIMIT));
                 VirtualHostIr {
                     name: format!("{name}/{domain}"),
                     domains: vec![domain],
-                    body_limit: extproc.as_ref().filter(|_| ai).map(|e| e.body_limit),
+                    body_limit,
                     routes,
                 }
             })
@@ -160,6 +183,7 @@ pub fn assemble(
             ai_routes,
             extproc: extproc.clone(),
             access_log: options.access_log.as_ref().map(|p| p.display().to_string()),
+            epps: listener_epps,
         };
         let route_config = RouteConfigIr {
             name,
@@ -229,6 +253,8 @@ fn unknown_model_route(listener: &str) -> RouteIr {
         },
         metadata: BTreeMap::new(),
         extproc_disabled: false,
+        epp: None,
+        epp_disabled: Vec::new(),
     }
 }
 
@@ -261,5 +287,7 @@ fn extproc_cluster(extproc: &ExtprocOptions, options: &Options) -> ClusterIr {
         outlier_detection: false,
         connect_timeout: options.connect_timeout,
         protocol: ClusterProtocolIr::Http2,
+        override_host: None,
+        tcp_health_check: false,
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Kinds: `gateway.envoyproxy.io/Backend` (FQDN and IP endpoints), core `Service` (its Pods'
 //! IPs when the folder has Pods it selects, else the cluster DNS name), and
-//! `aigateway.envoyproxy.io/AIServiceBackend` (followed to its own backendRef).
+//! `aigateway.envoyproxy.io/AIServiceBackend` (followed to its own backendRef). InferencePools
+//! are resolved in `pool.rs`.
 
 use std::collections::BTreeSet;
 
@@ -51,10 +52,12 @@ pub fn resolve(cx: &mut Cx<'_>, from: &From<'_>, r: &BackendRef<'_>) -> Result<R
         ("gateway.envoyproxy.io", "Backend") => backend(cx, r),
         ("" | "core", "Service") => service(cx, r),
         ("aigateway.envoyproxy.io", "AIServiceBackend") => ai_service_backend(cx, r),
+        // Route rules take pools before they get here (`pool::translate_rule`); an
+        // AIServiceBackend in front of a pool has no endpoint picker to ask.
         ("inference.networking.k8s.io", "InferencePool") => Err((
             reason::INVALID_KIND,
             format!(
-                "InferencePool {}/{}: pools are served through the endpoint picker, which this version does not run yet",
+                "InferencePool {}/{}: a pool can only be a route rule's one backendRef",
                 r.namespace, r.name
             ),
         )),
@@ -322,10 +325,6 @@ pub fn report_unattached(cx: &mut Cx<'_>) {
         (
             Kind::BackendTrafficPolicy,
             "loaded; rate limits and retries from this policy are not applied by this version yet",
-        ),
-        (
-            Kind::InferencePool,
-            "loaded; pools are served through the endpoint picker, which this version does not run yet",
         ),
         (
             Kind::InferenceObjective,

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod endpoint;
+pub mod epp;
 pub mod extproc;
 pub mod listener;
 pub mod route;

@@ -16,6 +16,7 @@ use super::ir::{
     ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, ForwardIr,
     HeaderMatchIr, LocalityIr, MatchIr, PathMatchIr, QueryMatchIr, RouteIr, StringMatchIr,
 };
+use super::pool::{self, RuleOutcome, RuleRef, RuleSink};
 use super::refs::From;
 use super::route_common::{report_resolved, route_name, rule_timeouts};
 use crate::keys::TRANSPORT_SOCKET_MATCH_NAMESPACE;
@@ -102,6 +103,43 @@ fn translate_rule(
         kind: "HTTPRoute",
         namespace: &key.namespace,
     };
+    let pool_refs: Vec<RuleRef<'_>> = rule
+        .backend_refs
+        .iter()
+        .flatten()
+        .map(|r| RuleRef {
+            pool: (r.kind.as_deref() == Some(pool::POOL_KIND)).then(|| {
+                (
+                    r.namespace.as_deref().unwrap_or(&key.namespace),
+                    r.name.as_str(),
+                )
+            }),
+            group: r.group.as_deref().unwrap_or(""),
+        })
+        .collect();
+    let sink = RuleSink {
+        clusters: &mut model.clusters,
+        endpoints: &mut model.endpoints,
+    };
+    match pool::translate_rule(
+        cx,
+        key,
+        &from,
+        &scope,
+        &pool_refs,
+        (timeout, per_try_timeout),
+        sink,
+    ) {
+        RuleOutcome::NoPool => {}
+        RuleOutcome::Forward { action, epp } => {
+            push_matches(key, i, rule, action, Some(epp), model);
+            return true;
+        }
+        RuleOutcome::Invalid { resolved } => {
+            push_matches(key, i, rule, no_backend(), None, model);
+            return resolved;
+        }
+    }
     for (j, r) in rule.backend_refs.iter().flatten().enumerate() {
         let weight = u32::try_from(r.weight.unwrap_or(1)).unwrap_or(0);
         let reference = BackendRef {
@@ -132,11 +170,7 @@ fn translate_rule(
         }
     }
     let action = if clusters.is_empty() {
-        // No (valid) backend: Gateway API says 500.
-        ActionIr::Respond {
-            status: 500,
-            body: "no valid backend for this route\n".into(),
-        }
+        no_backend()
     } else {
         ActionIr::Forward(ForwardIr {
             clusters,
@@ -146,6 +180,27 @@ fn translate_rule(
             failover_retries: 0,
         })
     };
+    push_matches(key, i, rule, action, None, model);
+    all_ok
+}
+
+/// No (valid) backend: Gateway API says 500.
+fn no_backend() -> ActionIr {
+    ActionIr::Respond {
+        status: 500,
+        body: "no valid backend for this route\n".into(),
+    }
+}
+
+/// One route per match of the rule, all with `action`.
+fn push_matches(
+    key: &ObjectKey,
+    i: usize,
+    rule: &HttpRouteRules,
+    action: ActionIr,
+    epp: Option<String>,
+    model: &mut RouteModel,
+) {
     let matches = rule.matches.clone().unwrap_or_default();
     let matches = if matches.is_empty() {
         vec![HttpRouteRulesMatches::default()]
@@ -159,9 +214,10 @@ fn translate_rule(
             action: action.clone(),
             metadata: BTreeMap::new(),
             extproc_disabled: false,
+            epp: epp.clone(),
+            epp_disabled: Vec::new(),
         });
     }
-    all_ok
 }
 
 fn match_ir(m: &HttpRouteRulesMatches) -> MatchIr {
@@ -261,6 +317,8 @@ fn backend_cluster(cx: &Cx<'_>, resolved: &backend::Resolved) -> (ClusterIr, Opt
         outlier_detection: false,
         connect_timeout: cx.options.connect_timeout,
         protocol: ClusterProtocolIr::Default,
+        override_host: None,
+        tcp_health_check: false,
     };
     (cluster, all_ip.then_some(assignment))
 }

@@ -19,6 +19,35 @@ pub struct ListenerIr {
     pub extproc: Option<ExtprocIr>,
     /// JSON access log file.
     pub access_log: Option<String>,
+    /// One endpoint-picker ext_proc filter per InferencePool routed to on this listener, after
+    /// the router leg and before the router (sorted by filter name).
+    pub epps: Vec<EppIr>,
+}
+
+/// An InferencePool's endpoint picker (EPP) as an HCM ext_proc filter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EppIr {
+    /// Filter name, `infergate.epp/<ns>/<pool>`: the key of per-route overrides.
+    pub filter: String,
+    /// The gRPC cluster of the picker, `epp/<ns>/<pool>`.
+    pub cluster: String,
+    /// `:authority` of the gRPC calls (the cluster name's `/` is not a valid one).
+    pub authority: String,
+    pub body_mode: EppBodyModeIr,
+    /// The picker may change the processing mode per request.
+    pub allow_mode_override: bool,
+    /// `FailOpen`: a picker that does not answer lets the request through unpicked.
+    pub failure_mode_allow: bool,
+    pub message_timeout: Duration,
+}
+
+/// How the request body reaches the picker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EppBodyModeIr {
+    /// The whole body in one message (`aigateway.envoyproxy.io/processing-body-mode: buffered`).
+    Buffered,
+    /// Chunks both ways, headers answered after the body (`duplex`).
+    FullDuplexStreamed,
 }
 
 /// Where Envoy reaches the extproc and how long it waits for it.
@@ -56,6 +85,11 @@ pub struct RouteIr {
     pub metadata: BTreeMap<String, BTreeMap<String, String>>,
     /// The router-leg ext_proc is turned off on this route (an HTTPRoute on an AI listener).
     pub extproc_disabled: bool,
+    /// Filter name of the endpoint picker of the InferencePool this route sends to.
+    pub epp: Option<String>,
+    /// Endpoint-picker filters of the listener turned off on this route (every one but
+    /// [`RouteIr::epp`]; set when the route is placed on a listener).
+    pub epp_disabled: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -129,6 +163,24 @@ pub struct ClusterIr {
     pub outlier_detection: bool,
     pub connect_timeout: Duration,
     pub protocol: ClusterProtocolIr,
+    /// Send to the host a request names (an InferencePool's picked endpoint), else fall back to
+    /// round robin; `None` is locality-weighted round robin.
+    pub override_host: Option<OverrideHostIr>,
+    /// Envoy checks the hosts with TCP connects and never sends to one that fails (no panic
+    /// routing): a FailOpen pool's picker that is down is then skipped at once, which is what
+    /// lets the ext_proc filter fail open before any of the body went to it.
+    pub tcp_health_check: bool,
+}
+
+/// Envoy's override-host load balancing: the endpoint picker names the host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OverrideHostIr {
+    /// Request header with `ip:port[,ip:port…]`.
+    pub header: String,
+    /// Dynamic metadata `(namespace, key)` with the same list.
+    pub metadata: (String, String),
+    /// Dynamic metadata `(namespace, key)` the served host is written to.
+    pub served: (String, String),
 }
 
 /// What a cluster speaks upstream.
@@ -148,6 +200,9 @@ pub enum DiscoveryIr {
     Eds,
     /// Endpoints inline, hostnames resolved by Envoy.
     StrictDns(EndpointsIr),
+    /// No endpoints: each request goes to the `ip:port` its `header` names (an InferencePool's
+    /// picked endpoint); Envoy creates hosts on demand.
+    OriginalDst { header: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -5,34 +5,40 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     Cluster, OutlierDetection,
     cluster::{
         ClusterDiscoveryType, CommonLbConfig, DiscoveryType, DnsLookupFamily, EdsClusterConfig,
-        LbPolicy, TransportSocketMatch,
+        LbConfig, LbPolicy, OriginalDstLbConfig, TransportSocketMatch,
         common_lb_config::{LocalityConfigSpecifier, LocalityWeightedLbConfig},
     },
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    DataSource, TransportSocket, data_source::Specifier, transport_socket,
+    DataSource, HealthCheck, TransportSocket, data_source::Specifier, health_check,
+    transport_socket,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, UpstreamTlsContext,
     common_tls_context::ValidationContextType,
 };
+use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::pb::google::protobuf::{Struct, UInt32Value};
 
-use super::{duration, endpoint, extproc, pack, string_value};
+use super::{duration, endpoint, epp, extproc, pack, string_value};
 use crate::keys::SYSTEM_CA_BUNDLE;
 use crate::translate::ir::{CaIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, TlsIr};
 
 pub fn cluster(ir: &ClusterIr) -> Cluster {
+    // Pool clusters pick the host the endpoint picker names; the rest weigh localities.
+    let locality_weighted =
+        ir.override_host.is_none() && !matches!(ir.discovery, DiscoveryIr::OriginalDst { .. });
     let mut cluster = Cluster {
         name: ir.name.clone(),
         connect_timeout: Some(duration(ir.connect_timeout)),
         lb_policy: LbPolicy::RoundRobin as i32,
-        common_lb_config: Some(CommonLbConfig {
+        common_lb_config: locality_weighted.then(|| CommonLbConfig {
             locality_config_specifier: Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(
                 LocalityWeightedLbConfig {},
             )),
             ..Default::default()
         }),
+        load_balancing_policy: ir.override_host.as_ref().map(epp::override_host_policy),
         transport_socket_matches: ir.tls.iter().map(transport_socket_match).collect(),
         outlier_detection: ir.outlier_detection.then(outlier_detection),
         typed_extension_protocol_options: match &ir.protocol {
@@ -57,6 +63,13 @@ pub fn cluster(ir: &ClusterIr) -> Cluster {
         },
         ..Default::default()
     };
+    if ir.tcp_health_check {
+        cluster.health_checks = vec![tcp_health_check()];
+        cluster
+            .common_lb_config
+            .get_or_insert_with(Default::default)
+            .healthy_panic_threshold = Some(Percent { value: 0.0 });
+    }
     match &ir.discovery {
         DiscoveryIr::Eds => {
             cluster.cluster_discovery_type =
@@ -72,8 +85,36 @@ pub fn cluster(ir: &ClusterIr) -> Cluster {
             cluster.dns_lookup_family = DnsLookupFamily::V4Preferred as i32;
             cluster.load_assignment = Some(endpoint::cluster_load_assignment(endpoints));
         }
+        DiscoveryIr::OriginalDst { header } => {
+            cluster.cluster_discovery_type = Some(ClusterDiscoveryType::Type(
+                DiscoveryType::OriginalDst as i32,
+            ));
+            cluster.lb_policy = LbPolicy::ClusterProvided as i32;
+            cluster.lb_config = Some(LbConfig::OriginalDstLbConfig(OriginalDstLbConfig {
+                use_http_header: true,
+                http_header_name: header.clone(),
+                ..Default::default()
+            }));
+        }
     }
     cluster
+}
+
+/// A TCP connect every second (also without traffic); one failure marks the host down, one
+/// success up again.
+fn tcp_health_check() -> HealthCheck {
+    let second = duration(std::time::Duration::from_secs(1));
+    HealthCheck {
+        timeout: Some(second),
+        interval: Some(second),
+        no_traffic_interval: Some(second),
+        unhealthy_threshold: Some(UInt32Value { value: 1 }),
+        healthy_threshold: Some(UInt32Value { value: 1 }),
+        health_checker: Some(health_check::HealthChecker::TcpHealthCheck(
+            Default::default(),
+        )),
+        ..Default::default()
+    }
 }
 
 /// Fails over quickly: a host that refuses connections or answers 5xx from the gateway's side

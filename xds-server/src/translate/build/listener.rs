@@ -62,12 +62,20 @@ fn http_connection_manager(ir: &ListenerIr) -> HttpConnectionManager {
             config_source: Some(ads_config_source()),
             route_config_name: ir.route_config.clone(),
         })),
+        // Router leg (sets the model the routes match), then each pool's picker (on only on
+        // its pool's routes), then the router.
         http_filters: ir
             .extproc
             .iter()
             .map(super::extproc::router_filter)
+            .chain(ir.epps.iter().map(super::epp::filter))
             .chain([router_filter()])
             .collect(),
+        early_header_mutation_extensions: if ir.epps.is_empty() {
+            Vec::new()
+        } else {
+            vec![super::epp::strip_destination_header()]
+        },
         // Streams of LLM responses outlive Envoy's 5-minute default stream idle timeout.
         stream_idle_timeout: Some(super::duration(std::time::Duration::from_secs(3600))),
         use_remote_address: Some(BoolValue { value: true }),

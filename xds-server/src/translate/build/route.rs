@@ -56,15 +56,15 @@ pub fn route(ir: &RouteIr) -> Route {
         r#match: Some(route_match(&ir.matcher)),
         action: Some(action(&ir.action)),
         metadata: metadata(&ir.metadata),
-        typed_per_filter_config: if ir.extproc_disabled {
-            [(
-                EXTPROC_ROUTER_FILTER.to_string(),
-                super::extproc::disabled_on_route(),
-            )]
-            .into()
-        } else {
-            Default::default()
-        },
+        // The router leg off on HTTPRoutes of an AI listener; each InferencePool's picker off
+        // on every route but its pool's.
+        typed_per_filter_config: ir
+            .extproc_disabled
+            .then_some(EXTPROC_ROUTER_FILTER)
+            .into_iter()
+            .chain(ir.epp_disabled.iter().map(String::as_str))
+            .map(|filter| (filter.to_string(), super::extproc::disabled_on_route()))
+            .collect(),
         ..Default::default()
     }
 }
