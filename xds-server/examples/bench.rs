@@ -39,24 +39,7 @@ struct Args {
 #[derive(Subcommand)]
 enum Cmd {
     /// Every size in its own child process, then every propagation scenario (the default).
-    All {
-        #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
-        sizes: Vec<usize>,
-        #[command(flatten)]
-        shape: Shape,
-        /// Edits per propagation scenario.
-        #[arg(long, default_value_t = 50)]
-        edits: usize,
-        /// Rules of the config edited in the propagation scenarios.
-        #[arg(long, default_value_t = 10)]
-        propagation_rules: usize,
-        /// Sizes of the extra propagation scenarios at scale (empty: none).
-        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
-        large_rules: Vec<usize>,
-        /// Edits per scenario at scale.
-        #[arg(long, default_value_t = 10)]
-        large_edits: usize,
-    },
+    All(AllArgs),
     /// One config size: cold folder → snapshot, then one-rule edits on the warm state.
     Translate {
         #[arg(long)]
@@ -76,7 +59,7 @@ enum Cmd {
         /// Debounce quiet time (the server's default is 100 ms).
         #[arg(long, default_value_t = 100)]
         quiet_ms: u64,
-        /// Pause after each ACK before the next edit.
+        /// Pause before each edit (after the previous ACK).
         #[arg(long, default_value_t = 150)]
         pause_ms: u64,
         /// Incremental xDS instead of state of the world.
@@ -85,9 +68,29 @@ enum Cmd {
     },
 }
 
+#[derive(Parser)]
+struct AllArgs {
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    sizes: Vec<usize>,
+    #[command(flatten)]
+    shape: Shape,
+    /// Edits per propagation scenario.
+    #[arg(long, default_value_t = 50)]
+    edits: usize,
+    /// Rules of the config edited in the propagation scenarios.
+    #[arg(long, default_value_t = 10)]
+    propagation_rules: usize,
+    /// Sizes of the extra propagation scenarios at scale (0: none).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    large_rules: Vec<usize>,
+    /// Edits per scenario at scale.
+    #[arg(long, default_value_t = 10)]
+    large_edits: usize,
+}
+
 #[derive(clap::Args, Clone, Copy)]
 struct Shape {
-    /// Rules per AIGatewayRoute object (upstream's CRD allows at most 128).
+    /// Rules per AIGatewayRoute object.
     #[arg(long, default_value_t = 100)]
     rules_per_route: usize,
     /// Cold passes per size; the one with the median total is reported.
@@ -106,18 +109,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let command = args.command.unwrap_or(Cmd::All {
-        sizes: vec![100, 1_000, 10_000],
-        shape: Shape {
-            rules_per_route: 100,
-            cold_runs: 3,
-            edit_runs: 5,
-        },
-        edits: 50,
-        propagation_rules: 10,
-        large_rules: vec![1_000, 10_000],
-        large_edits: 10,
-    });
+    // No subcommand: `all` with its defaults.
+    let command = args
+        .command
+        .unwrap_or_else(|| Cmd::All(AllArgs::parse_from(["bench"])));
     match command {
         Cmd::Translate { rules, shape, json } => {
             let report = scale::run(
@@ -159,31 +154,17 @@ fn main() {
             let report = propagation::run(&envoy_bin, scenario).unwrap_or_else(|e| fail(&e));
             print_propagation(&[report]);
         }
-        Cmd::All {
-            sizes,
-            shape,
-            edits,
-            propagation_rules,
-            large_rules,
-            large_edits,
-        } => run_all(
-            &sizes,
-            shape,
-            (edits, propagation_rules),
-            (large_edits, &large_rules),
-        ),
+        Cmd::All(all) => run_all(&all),
     }
 }
 
-/// `(edits, rules)` of the small scenarios; `(edits, sizes)` of the ones at scale.
-fn run_all(sizes: &[usize], shape: Shape, small: (usize, usize), large: (usize, &[usize])) {
-    let (edits, rules) = small;
-    let (large_edits, large_rules) = large;
+fn run_all(all: &AllArgs) {
     let started = Instant::now();
     print_facts();
-    let reports: Vec<ScaleReport> = sizes
+    let reports: Vec<ScaleReport> = all
+        .sizes
         .iter()
-        .map(|&n| translate_in_child(n, shape))
+        .map(|&n| translate_in_child(n, all.shape))
         .collect();
     print_scale(&reports);
 
@@ -202,6 +183,7 @@ fn run_all(sizes: &[usize], shape: Shape, small: (usize, usize), large: (usize, 
         },
         delta,
     };
+    let (rules, edits) = (all.propagation_rules, all.edits);
     let mut scenarios = vec![
         scenario(rules, edits, PACED, quiet, false),
         scenario(rules, edits, PACED, quiet, true),
@@ -209,9 +191,10 @@ fn run_all(sizes: &[usize], shape: Shape, small: (usize, usize), large: (usize, 
         scenario(rules, edits, Duration::ZERO, Duration::ZERO, false),
     ];
     scenarios.extend(
-        large_rules
+        all.large_rules
             .iter()
-            .map(|&n| scenario(n, large_edits, PACED, quiet, false)),
+            .filter(|&&n| n > 0)
+            .map(|&n| scenario(n, all.large_edits, PACED, quiet, false)),
     );
     let mut results = Vec::new();
     for s in scenarios {
@@ -415,7 +398,7 @@ fn print_propagation(reports: &[Report]) {
     );
     println!();
     println!(
-        "| scenario | edits | write→ACK p50 | p99 | max | write→published p50 | p99 | published→ACK p50 | p99 | Envoy start→first ACK | types changed | NACKs |"
+        "| scenario | rules | edits | write→ACK p50 | p99 | max | write→published p50 | p99 | published→ACK p50 | p99 | Envoy start→first ACK | types changed | NACKs |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
     for r in reports {

@@ -109,8 +109,7 @@ async fn run_async(envoy_bin: &Path, scenario: Scenario) -> Result<Report, Strin
     let mut envoy = Envoy::start(envoy_bin, running.ads_addr, scenario.delta)
         .map_err(|e| format!("starting {}: {e}", envoy_bin.display()))?;
     let first = current(&running);
-    let types: Vec<&str> = TYPES.to_vec();
-    wait_acked(&running, &mut envoy, &first, &types, "the first snapshot").await?;
+    wait_acked(&running, &mut envoy, &first, &TYPES, "the first snapshot").await?;
     let first_ack = spawned.elapsed();
 
     let mut snapshots = running.published.snapshots.subscribe();
