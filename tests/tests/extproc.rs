@@ -624,9 +624,21 @@ async fn bad_requests_get_openai_errors_with_the_right_status_and_never_reach_th
     let big = json!({"model": ALIAS, "messages": [{"role": "user", "content": "x".repeat(LIMIT as usize)}]});
     let too_large = http::post(&url, &json, big.to_string()).await?;
     assert_openai_error(&too_large, 413, "request_too_large");
-    // Without a content-length, Envoy's own buffer limit answers (set to the same limit).
+    // Without a content-length, Envoy's own buffer limit answers (set to the same limit), in
+    // the same shape.
     let chunked = post_chunked(&url, LIMIT as usize + 1).await?;
-    assert_eq!(chunked.status, 413, "{}", chunked.text());
+    assert_openai_error(&chunked, 413, "request_too_large");
+    // The Anthropic API gets Anthropic's error shape for the same gateway-made errors.
+    let anthropic = http::post(
+        &stack.url("/anthropic/v1/messages"),
+        &json,
+        r#"{"model":"no-such-model","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await?;
+    assert_eq!(anthropic.status.as_u16(), 404, "{}", anthropic.text());
+    let body = anthropic.json()?;
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "not_found_error", "{body}");
     client_saw.push(chunked.text());
     for r in [&invalid, &missing, &unknown, &text, &get, &too_large] {
         client_saw.push(format!("{:?}{}", r.headers, r.text()));
@@ -747,8 +759,7 @@ async fn provider_failures_reach_the_client_as_they_happened_and_charge_nothing(
         "tokens counted for a failed response:\n{metrics}"
     );
 
-    // The provider is gone: the client gets the gateway's 502/503 (Envoy's own text body for
-    // now; DESIGN.md §4 wants OpenAI's error shape here too).
+    // The provider is gone: the client gets the gateway's 503 in OpenAI's error shape.
     upstream.stop().await;
     let down = stack.sdk(ALIAS, &["chat"]).await?.remove(0);
     assert_eq!(down["ok"], false, "{down}");
@@ -761,7 +772,16 @@ async fn provider_failures_reach_the_client_as_they_happened_and_charge_nothing(
         chat_body(ALIAS),
     )
     .await?;
-    assert!(matches!(raw.status.as_u16(), 502 | 503), "{}", raw.text());
+    assert_eq!(raw.status.as_u16(), 503, "{}", raw.text());
+    assert_eq!(
+        raw.header("content-type"),
+        Some("application/json"),
+        "{}",
+        raw.text()
+    );
+    let body = raw.json()?;
+    assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
     client_saw.push(raw.text());
 
     // The extproc is still there and answering.

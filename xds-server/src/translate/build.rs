@@ -6,6 +6,7 @@ pub mod endpoint;
 pub mod epp;
 pub mod extproc;
 pub mod listener;
+pub mod local_reply;
 pub mod route;
 
 use std::collections::BTreeMap;

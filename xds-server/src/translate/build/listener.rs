@@ -1,31 +1,25 @@
 //! Listener + HTTP connection manager over RDS.
 
-use envoy_types::pb::envoy::config::accesslog::v3::{
-    AccessLogFilter, ComparisonFilter, StatusCodeFilter, access_log_filter::FilterSpecifier,
-    comparison_filter::Op,
-};
+use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, RuntimeUInt32, SocketAddress, SubstitutionFormatString, socket_address::PortSpecifier,
+    Address, SocketAddress, SubstitutionFormatString, socket_address::PortSpecifier,
     substitution_format_string::Format,
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
+    FileAccessLog, file_access_log::AccessLogFormat,
+};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, LocalReplyConfig, Rds, ResponseMapper,
+    HttpConnectionManager, HttpFilter, Rds,
     http_connection_manager::{CodecType, RouteSpecifier, StripPortMode},
     http_filter,
 };
-use envoy_types::pb::google::protobuf::{
-    BoolValue, Struct, UInt32Value, Value, value::Kind as ValueKind,
-};
+use envoy_types::pb::google::protobuf::{BoolValue, Struct};
 
 use super::{ads_config_source, pack, string_value};
 use crate::keys::{AI_GATEWAY_METADATA_NAMESPACE, MODEL_HEADER};
 use crate::translate::ir::ListenerIr;
-use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
-use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
-    FileAccessLog, file_access_log::AccessLogFormat,
-};
 
 pub fn listener(ir: &ListenerIr) -> Listener {
     let hcm = http_connection_manager(ir);
@@ -81,7 +75,7 @@ fn http_connection_manager(ir: &ListenerIr) -> HttpConnectionManager {
         use_remote_address: Some(BoolValue { value: true }),
         // `Host: api.example.com:8080` must match the virtual host `api.example.com`.
         strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
-        local_reply_config: ir.ai_routes.then(unknown_model_reply),
+        local_reply_config: ir.ai_routes.then(super::local_reply::ai_local_replies),
         access_log: ir.access_log.iter().map(|path| access_log(path)).collect(),
         ..Default::default()
     }
@@ -94,56 +88,6 @@ fn router_filter() -> HttpFilter {
             &Router::default(),
         ))),
         ..Default::default()
-    }
-}
-
-/// Turns the catch-all route's 404 into an OpenAI-shaped error naming the model. Local replies
-/// never include upstream responses, and on an AI listener the catch-all is the only local 404.
-/// JSON format escapes the client-supplied model name, so it cannot break the body.
-fn unknown_model_reply() -> LocalReplyConfig {
-    let status_404 = AccessLogFilter {
-        filter_specifier: Some(FilterSpecifier::StatusCodeFilter(StatusCodeFilter {
-            comparison: Some(ComparisonFilter {
-                op: Op::Eq as i32,
-                value: Some(RuntimeUInt32 {
-                    default_value: 404,
-                    runtime_key: "infergate.unknown_model_status".into(),
-                }),
-            }),
-        })),
-    };
-    let message = format!("model \"%REQ({MODEL_HEADER})%\" is not served by this gateway");
-    let error = object([
-        ("message", string_value(&message)),
-        ("type", string_value("invalid_request_error")),
-        ("param", string_value("model")),
-        ("code", string_value("model_not_found")),
-    ]);
-    let body = Struct {
-        fields: [("error".to_string(), error)].into_iter().collect(),
-    };
-    LocalReplyConfig {
-        mappers: vec![ResponseMapper {
-            filter: Some(status_404),
-            status_code: Some(UInt32Value { value: 404 }),
-            body_format_override: Some(SubstitutionFormatString {
-                format: Some(Format::JsonFormat(body)),
-                content_type: "application/json".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
-    let fields = fields
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    Value {
-        kind: Some(ValueKind::StructValue(Struct { fields })),
     }
 }
 
