@@ -47,6 +47,7 @@ gen:
 
 bench: deps
 	$(CARGO) run --release -p xds-server --example bench
+	bash bench/peers.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

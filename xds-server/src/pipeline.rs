@@ -42,6 +42,14 @@ impl ConfigStore {
         }
     }
 
+    /// Like [`ConfigStore::update`] without waking the translator: for the load that happens
+    /// before it starts (it translates once on start anyway; a stored wake-up would make it
+    /// translate everything a second time).
+    pub fn update_quietly(&self, f: impl FnOnce(&mut Index) -> bool) {
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut index);
+    }
+
     fn snapshot(&self) -> crate::index::IndexSnapshot {
         self.index
             .lock()
@@ -116,9 +124,10 @@ pub fn translate_once(
     metrics
         .objects_with_errors
         .set(i64::try_from(errors).unwrap_or(i64::MAX));
+    // Push first; dropping the previous translation (large configs: tens of ms) comes after.
+    out.snapshots.send_replace(Arc::new(set));
     out.status.store(Arc::new(translation.status.clone()));
     out.translation.store(Arc::new(translation));
-    out.snapshots.send_replace(Arc::new(set));
     out.ready.send_replace(true);
 }
 

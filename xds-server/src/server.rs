@@ -109,7 +109,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         dir: config.dir.clone(),
         source,
     })?;
-    store.update(|index| {
+    store.update_quietly(|index| {
         let errors = index.set_source_errors(view.errors);
         index.sync(view.objects) | errors
     });
