@@ -328,7 +328,7 @@ pub fn report_unattached(cx: &mut Cx<'_>) {
         ),
         (
             Kind::InferenceObjective,
-            "loaded; objectives are used by the endpoint picker, which this version does not run yet",
+            "loaded; read by its pool's endpoint picker (a negative priority is sheddable)",
         ),
         (
             Kind::GatewayConfig,
