@@ -61,6 +61,12 @@ pub struct RunArgs {
     /// extproc admin address (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:1064")]
     pub extproc_admin_addr: SocketAddr,
+    /// Start no inference-sim for the folder's loopback Pods and Backends.
+    #[arg(long)]
+    pub no_sims: bool,
+    /// Time scale of the started inference-sims (0.1: ten times faster than a real GPU).
+    #[arg(long, default_value_t = 1.0)]
+    pub sim_time_scale: f64,
     #[command(flatten)]
     pub translate: TranslateArgs,
 }
@@ -133,7 +139,20 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let extproc = extproc::server::Server::start(extproc_options, store.clone())
         .await
         .context("starting the extproc")?;
+    // The folder's model servers (sims for loopback Pods and Backends) and a picker per
+    // InferencePool, before the xds-server: the translator needs the pickers' ports.
+    let snapshot = crate::pools::load(&mut xds_server::source::dir::DirSource::new(&args.dir))?;
+    let _sims = if args.no_sims {
+        Vec::new()
+    } else {
+        crate::sims::start(&crate::sims::plan(&snapshot), args.sim_time_scale).await?
+    };
+    let epps = std::sync::Arc::new(crate::pools::start_epps(&args.dir, &snapshot).await?);
+    drop(snapshot);
     let mut translate = args.translate.options().map_err(anyhow::Error::msg)?;
+    translate
+        .epp_endpoints
+        .extend(crate::pools::endpoints(&epps));
     let grpc = extproc.bound().grpc;
     translate.extproc = Some(
         xds_server::cli::extproc_options(&grpc.to_string(), args.translate.request_body_limit)
@@ -150,6 +169,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("starting the xds-server")?;
     server.ready().await;
+    let _pod_feed = crate::pools::feed_pods(
+        args.dir.clone(),
+        epps.clone(),
+        server.published.snapshots.subscribe(),
+    );
     // The extproc takes its config from the xds-server over ADS, as it does in a cluster.
     let xds_client = extproc::xds_client::spawn(server.ads_addr, store);
     tokio::time::timeout(Duration::from_secs(10), xds_client.first_config())
@@ -189,15 +213,6 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Prints a line to stdout; a closed stdout (`infergate run | head -1`) must not stop the
-/// gateway, so write errors are ignored.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
 }
 
 fn print_urls(server: &xds_server::server::Running, args: &RunArgs) {
