@@ -107,14 +107,22 @@ fn crds_prints_every_manifest() -> Result<()> {
 
 #[tokio::test]
 async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
-    // The quickstart's backend is an OpenAI-compatible server on 127.0.0.1:8000; the copy here
-    // points at a fake one on an ephemeral port instead.
+    // The quickstart's third backend is an OpenAI-compatible server on 127.0.0.1:8000; the copy
+    // here points at a fake one on an ephemeral port instead (so `run` starts no sim there), and
+    // moves the pools' target ports (the sim pods' ports) to free ones.
     let upstream = FakeUpstream::start("quickstart-upstream").await?;
+    let llama_port = ports::free_port()?;
+    let mistral_port = ports::free_port()?;
     let folder = tempfile::tempdir()?;
     for entry in std::fs::read_dir(repo().join("examples/quickstart"))? {
         let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
         let text = std::fs::read_to_string(&path)?
-            .replace("port: 8000", &format!("port: {}", upstream.addr().port()));
+            .replace("port: 8000", &format!("port: {}", upstream.addr().port()))
+            .replace("number: 8000", &format!("number: {llama_port}"))
+            .replace("number: 8080", &format!("number: {mistral_port}"));
         std::fs::write(folder.path().join(path.file_name().context("name")?), text)?;
     }
     let listen = ports::free_port()?;
@@ -133,6 +141,7 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
         ])
         .args(["--privileged-port-offset", &offset.to_string()])
         .args(["--listener-address", "127.0.0.1"])
+        .args(["--sim-time-scale", "0.01"])
         .env("ENVOY_BIN", envoy_bin()?)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -140,7 +149,9 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
         .spawn()?;
     let stdout = child.stdout.take().context("stdout")?;
     // Keep reading stdout for the whole test: a reader that stops would close the pipe.
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
+    let lines_seen = printed.clone();
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let mut url_tx = Some(url_tx);
@@ -148,6 +159,7 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
             let url = line
                 .split_whitespace()
                 .find(|w| w.starts_with("http://127.0.0.1:"));
+            lines_seen.lock().expect("lines").push(line.clone());
             if let Some(url) = url.filter(|_| line.contains("listener http"))
                 && let Some(tx) = url_tx.take()
             {
@@ -159,6 +171,27 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
         .await?
         .context("infergate run printed no listener URL")?;
     assert_eq!(url, format!("http://127.0.0.1:{listen}"));
+    // Before the URL: a line per sim (the fake upstream's address is left alone) and per picker.
+    let printed = printed.lock().expect("lines").join("\n");
+    for expected in [
+        format!(
+            "inference-sim http://127.0.0.11:{llama_port} for Pod default/vllm-llama3-8b-instruct-0: model meta-llama/Llama-3.1-8B-Instruct"
+        ),
+        format!(
+            "inference-sim http://127.0.0.15:{mistral_port} for Pod default/mistral-upstream-2: model mistral:latest"
+        ),
+        format!(
+            "no inference-sim on 127.0.0.1:{} for Backend default/envoy-ai-gateway-basic-testupstream",
+            upstream.addr().port()
+        ),
+        "epp default/vllm-llama3-8b-instruct: grpc 127.0.0.1:".to_owned(),
+        "(ConfigMap default/plugins-config default-plugins.yaml)".to_owned(),
+    ] {
+        assert!(
+            printed.contains(&expected),
+            "{expected:?} not in\n{printed}"
+        );
+    }
     let chat = format!("{url}/v1/chat/completions");
     // The extproc takes the model from the body, as an OpenAI client sends it.
     let body = |model: &str| {
@@ -189,10 +222,19 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.json()?["error"]["code"], "model_not_found");
     let models = http::get(&format!("{url}/v1/models"), &[]).await?.json()?;
-    assert_eq!(
-        models["data"][0]["id"], "some-cool-self-hosted-model",
-        "{models}"
-    );
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .context("data")?
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    for model in [
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "mistral:latest",
+        "some-cool-self-hosted-model",
+    ] {
+        assert!(ids.contains(&model), "{model} not in {models}");
+    }
     child.kill().await?;
     Ok(())
 }

@@ -1,0 +1,192 @@
+//! `infergate run examples/quickstart` as a user runs it, with nothing else started: the folder's
+//! loopback Pods and Backend are served by the inference-sims `run` starts, each InferencePool by
+//! the picker `run` starts. The seed's three models answer chat completions through Envoy, and
+//! each pool's requests are spread over its pods (every sim's `vllm:request_success_total`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use infergate_e2e::{envoy_bin, http, ports, wait};
+use tokio::io::AsyncBufReadExt;
+
+const LLAMA: &str = "meta-llama/Llama-3.1-8B-Instruct";
+const MISTRAL: &str = "mistral:latest";
+const SELF_HOSTED: &str = "some-cool-self-hosted-model";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `target/<profile>/infergate`, next to this test's `deps/` folder.
+fn infergate_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary location")?
+        .join("infergate");
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it first (cargo build -p infergate)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Requests a sim finished, from its `/metrics`.
+async fn served(base: &str) -> Result<u64> {
+    let metrics = http::get(&format!("{base}/metrics"), &[]).await?.text();
+    Ok(metrics
+        .lines()
+        .filter(|l| l.starts_with("vllm:request_success_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
+#[tokio::test]
+async fn the_quickstart_models_answer_and_pool_requests_spread_over_the_pods() -> Result<()> {
+    // The folder as is, on free ports: the Backend's and the pools' target ports. The pods keep
+    // their loopback addresses (127.0.0.11-15).
+    let backend_port = ports::free_port()?;
+    let llama_port = ports::free_port()?;
+    let mistral_port = ports::free_port()?;
+    let folder = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(repo().join("examples/quickstart"))? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?
+            .replace("port: 8000", &format!("port: {backend_port}"))
+            .replace("number: 8000", &format!("number: {llama_port}"))
+            .replace("number: 8080", &format!("number: {mistral_port}"));
+        std::fs::write(folder.path().join(path.file_name().context("name")?), text)?;
+    }
+    let listen = ports::free_port()?;
+    let envoy_admin = format!("127.0.0.1:{}", ports::free_port()?);
+    let mut child = tokio::process::Command::new(infergate_bin()?)
+        .arg("run")
+        .arg(folder.path())
+        .args(["--ads-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .args(["--envoy-admin-addr", &envoy_admin])
+        .args(["--extproc-addr", "127.0.0.1:0"])
+        .args(["--extproc-admin-addr", "127.0.0.1:0"])
+        .args(["--privileged-port-offset", &(listen - 80).to_string()])
+        .args(["--listener-address", "127.0.0.1"])
+        // Requests last tens of ms: concurrent ones overlap, so the pickers see queues.
+        .args(["--sim-time-scale", "0.5"])
+        .env("ENVOY_BIN", envoy_bin()?)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut url_tx = Some(url_tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("listener http")
+                && let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://"))
+                && let Some(tx) = url_tx.take()
+            {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let url = tokio::time::timeout(Duration::from_secs(60), url_rx)
+        .await?
+        .context("infergate run printed no listener URL")?;
+    let chat = format!("{url}/v1/chat/completions");
+    let json = [("content-type", "application/json")];
+    let ask = |model: &'static str, prompt: String| {
+        let chat = chat.clone();
+        async move {
+            let body = serde_json::json!({
+                "model": model,
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": 20,
+            });
+            let r = http::post(&chat, &json, body.to_string()).await?;
+            if r.status != 200 {
+                bail!("{model}: status {}: {}", r.status, r.text());
+            }
+            let answer = r.json()?;
+            anyhow::ensure!(answer["model"] == model, "{model}: {answer}");
+            anyhow::ensure!(
+                answer["choices"][0]["message"]["content"]
+                    .as_str()
+                    .is_some_and(|c| !c.is_empty()),
+                "{model}: {answer}"
+            );
+            Ok(answer)
+        }
+    };
+
+    // The seed's three requests.
+    for model in [LLAMA, MISTRAL, SELF_HOSTED] {
+        wait::until(
+            &format!("{model} to answer"),
+            Duration::from_secs(30),
+            || async {
+                ask(model, "Hi. Say this is a test".to_owned())
+                    .await
+                    .map(Some)
+            },
+        )
+        .await?;
+    }
+    assert_eq!(
+        served(&format!("http://127.0.0.1:{backend_port}")).await?,
+        1
+    );
+
+    // Each pool: concurrent requests with distinct prompts until every pod has served some.
+    let pools = [
+        (LLAMA, llama_port, vec![11u8, 12]),
+        (MISTRAL, mistral_port, vec![13, 14, 15]),
+    ];
+    for (model, port, pods) in pools {
+        let bases: Vec<String> = pods
+            .iter()
+            .map(|i| format!("http://127.0.0.{i}:{port}"))
+            .collect();
+        let mut round = 0;
+        let counts = wait::until(
+            &format!("{model}'s requests to reach every pod"),
+            Duration::from_secs(60),
+            || {
+                round += 1;
+                let batch: Vec<_> = (0..12)
+                    .map(|i| {
+                        ask(
+                            model,
+                            format!("Round {round} question {i}: what is {i} times {round}?"),
+                        )
+                    })
+                    .collect();
+                let bases = bases.clone();
+                async move {
+                    for answer in futures::future::join_all(batch).await {
+                        answer?;
+                    }
+                    let mut counts = Vec::new();
+                    for base in &bases {
+                        counts.push(served(base).await?);
+                    }
+                    Ok(counts.iter().all(|c| *c > 0).then_some(counts))
+                }
+            },
+        )
+        .await?;
+        eprintln!("{model}: requests per pod {counts:?}");
+    }
+    child.kill().await?;
+    Ok(())
+}
