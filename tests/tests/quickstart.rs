@@ -1,7 +1,8 @@
 //! `infergate run examples/quickstart` as a user runs it, with nothing else started: the folder's
 //! loopback Pods and Backend are served by the inference-sims `run` starts, each InferencePool by
 //! the picker `run` starts. The seed's three models answer chat completions through Envoy, and
-//! each pool's requests are spread over its pods (every sim's `vllm:request_success_total`).
+//! each pool's requests are spread over its pods (every sim's `vllm:request_success_total`); a Pod
+//! removed from the folder stops receiving requests.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -187,6 +188,54 @@ async fn the_quickstart_models_answer_and_pool_requests_spread_over_the_pods() -
         .await?;
         eprintln!("{model}: requests per pod {counts:?}");
     }
+
+    // A Pod removed from the folder stops being picked: once a whole batch misses it, two more
+    // batches do too.
+    let pool_file = folder.path().join("mistral-pool.yaml");
+    let text = std::fs::read_to_string(&pool_file)?;
+    let kept: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|doc| !doc.contains("name: mistral-upstream-2\n"))
+        .collect();
+    std::fs::write(&pool_file, kept.join("\n---\n"))?;
+    let removed = format!("http://127.0.0.15:{mistral_port}");
+    let batch = |tag: String| {
+        let requests: Vec<_> = (0..12)
+            .map(|i| {
+                ask(
+                    MISTRAL,
+                    format!("{tag} question {i}: what is {i} plus {i}?"),
+                )
+            })
+            .collect();
+        async move {
+            for answer in futures::future::join_all(requests).await {
+                answer?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    let mut round = 0;
+    wait::until(
+        "the removed pod to get no request of a batch",
+        Duration::from_secs(30),
+        || {
+            round += 1;
+            let batch = batch(format!("Removal round {round}"));
+            let removed = removed.clone();
+            async move {
+                let before = served(&removed).await?;
+                batch.await?;
+                Ok((served(&removed).await? == before).then_some(()))
+            }
+        },
+    )
+    .await?;
+    let before = served(&removed).await?;
+    for i in 0..2 {
+        batch(format!("After removal {i}")).await?;
+    }
+    assert_eq!(served(&removed).await?, before, "a removed pod was picked");
     child.kill().await?;
     Ok(())
 }
