@@ -11,7 +11,8 @@
 //!   the folder each time the xds-server publishes a translation (a folder edit), so a Pod
 //!   added to or removed from the folder is picked / no longer picked.
 //!
-//! Pools added to the folder after start get no picker until `run` is restarted.
+//! The pool's InferenceObjectives (priorities) are read once, at start. Pools added to the folder
+//! after start get no picker until `run` is restarted.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -102,6 +103,7 @@ pub async fn start_epps(dir: &Path, snapshot: &IndexSnapshot) -> anyhow::Result<
             },
             pods: epp::datastore::PodSource::Watch(rx),
             picker,
+            objectives: objectives(snapshot, &namespace, &key.name),
             ..epp::Config::default()
         };
         let running = epp::start(config)
@@ -123,6 +125,23 @@ pub async fn start_epps(dir: &Path, snapshot: &IndexSnapshot) -> anyhow::Result<
         });
     }
     Ok(epps)
+}
+
+/// The InferenceObjectives bound to the pool (priority 0 when unset), as the folder has them at
+/// start.
+pub fn objectives(
+    snapshot: &IndexSnapshot,
+    namespace: &str,
+    pool: &str,
+) -> Vec<epp::director::Objective> {
+    snapshot
+        .inference_objectives()
+        .filter(|(key, o)| key.namespace == namespace && o.spec.pool_ref.name == pool)
+        .map(|(key, o)| epp::director::Objective {
+            name: key.name.clone(),
+            priority: o.spec.priority.unwrap_or(epp::director::DEFAULT_PRIORITY),
+        })
+        .collect()
 }
 
 /// `Options::epp_endpoints` for the pickers.
