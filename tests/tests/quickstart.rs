@@ -1,8 +1,9 @@
 //! `infergate run examples/quickstart` as a user runs it, with nothing else started: the folder's
 //! loopback Pods and Backend are served by the inference-sims `run` starts, each InferencePool by
-//! the picker `run` starts. The seed's three models answer chat completions through Envoy, and
-//! each pool's requests are spread over its pods (every sim's `vllm:request_success_total`); a Pod
-//! removed from the folder stops receiving requests.
+//! the picker `run` starts. The seed's three models answer chat completions through Envoy (plain
+//! HTTP, and streamed through the `openai` SDK), each pool's requests are spread over its pods
+//! (every sim's `vllm:request_success_total`), and a Pod removed from the folder stops receiving
+//! requests.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -48,6 +49,56 @@ async fn served(base: &str) -> Result<u64> {
         .filter(|l| l.starts_with("vllm:request_success_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64)
+}
+
+/// The seed's question to each model with the `openai` SDK in `.venv` (streamed, usage in the
+/// last chunk): a line `model: answer (N completion tokens)` each.
+async fn openai_sdk(base_url: &str, models: &[&str]) -> Result<String> {
+    let python = repo().join(".venv/bin/python");
+    if !python.is_file() {
+        bail!("{} not found: run `make deps`", python.display());
+    }
+    let script = r#"
+import sys
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1], api_key="unused", max_retries=0, timeout=30)
+for model in sys.argv[2:]:
+    text, usage = "", None
+    for chunk in client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Hi. Say this is a test"}],
+        max_tokens=8,
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+        if chunk.usage:
+            usage = chunk.usage
+    assert usage is not None and usage.completion_tokens == 8, usage
+    print(f"{model}: {text} ({usage.completion_tokens} completion tokens)")
+"#;
+    let output = tokio::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(base_url)
+        .args(models)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .context("the openai SDK did not finish in 60 s")??;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "openai SDK: {}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
 }
 
 #[tokio::test]
@@ -147,6 +198,14 @@ async fn the_quickstart_models_answer_and_pool_requests_spread_over_the_pods() -
         served(&format!("http://127.0.0.1:{backend_port}")).await?,
         1
     );
+    // And through the official `openai` SDK, streaming with usage.
+    let answers = openai_sdk(&format!("{url}/v1"), &[LLAMA, MISTRAL, SELF_HOSTED]).await?;
+    for model in [LLAMA, MISTRAL, SELF_HOSTED] {
+        assert!(
+            answers.contains(&format!("{model}: ")) && !answers.contains(&format!("{model}:  (")),
+            "{model} missing in\n{answers}"
+        );
+    }
 
     // Each pool: concurrent requests with distinct prompts until every pod has served some.
     let pools = [
