@@ -7,7 +7,10 @@ use xds_server::status::reason;
 use xds_server::translate::Options;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 #[test]
@@ -21,26 +24,48 @@ fn every_example_folder_loads_without_errors() {
     assert!(!folders.is_empty(), "no examples found");
     for folder in folders {
         let report = xds_server::server::validate(&folder, &Options::default()).expect("load");
-        assert!(!report.objects.is_empty(), "{} has no objects", folder.display());
-        assert!(!report.has_errors(), "{}:\n{}", folder.display(), report.lines().join("\n"));
+        assert!(
+            !report.objects.is_empty(),
+            "{} has no objects",
+            folder.display()
+        );
+        assert!(
+            !report.has_errors(),
+            "{}:\n{}",
+            folder.display(),
+            report.lines().join("\n")
+        );
     }
 }
 
 #[test]
 fn every_seed_manifest_loads_with_every_field_understood() {
     let seeds = repo().join("crds/testdata/seeds");
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(&seeds).expect("seeds").map(|e| e.expect("entry").path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&seeds)
+        .expect("seeds")
+        .map(|e| e.expect("entry").path())
+        .collect();
     files.sort();
     assert!(!files.is_empty());
     for file in files {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::copy(&file, dir.path().join(file.file_name().expect("name"))).expect("copy");
         let report = xds_server::server::validate(dir.path(), &Options::default()).expect("load");
-        assert!(report.source_errors.is_empty(), "{}: {:?}", file.display(), report.source_errors);
+        assert!(
+            report.source_errors.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            report.source_errors
+        );
         for (key, status) in &report.objects {
             for condition in &status.conditions {
-                assert_ne!(condition.reason, reason::INVALID, "{}: {key}: {}", file.display(), condition.message);
+                assert_ne!(
+                    condition.reason,
+                    reason::INVALID,
+                    "{}: {key}: {}",
+                    file.display(),
+                    condition.message
+                );
             }
         }
     }
