@@ -22,6 +22,7 @@ pub mod load;
 pub mod ports;
 pub mod upstream;
 pub mod wait;
+pub mod workspace;
 
 pub use envoy::{Envoy, envoy_bin};
 pub use upstream::FakeUpstream;

@@ -1,7 +1,7 @@
 //! The `infergate` command as a user runs it: `validate` exit codes and messages, `run` on the
 //! quickstart folder printing a URL that answers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,27 +11,11 @@ use infergate_e2e::{FakeUpstream, envoy_bin, http, ports, wait};
 use tokio::io::AsyncBufReadExt;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    infergate_e2e::workspace::root()
 }
 
-/// `target/<profile>/infergate`, next to this test's `deps/` folder.
 fn infergate_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary location")?
-        .join("infergate");
-    if !bin.is_file() {
-        bail!(
-            "{} not found: build it first (cargo build -p infergate)",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    infergate_e2e::workspace::bin("infergate")
 }
 
 #[test]

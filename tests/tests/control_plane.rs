@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use infergate_ads::type_url;
 use infergate_e2e::load::{self, LoadRequest};
 use infergate_e2e::upstream::UPSTREAM_HEADER;
@@ -597,19 +597,6 @@ impl Drop for XdsProcess {
     }
 }
 
-/// `target/<profile>/xds-server`, next to this test's `deps/` folder.
 fn xds_server_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary location")?;
-    let bin = profile_dir.join("xds-server");
-    if !bin.is_file() {
-        bail!(
-            "{} not found: build it first (cargo build -p xds-server)",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    infergate_e2e::workspace::bin("xds-server")
 }

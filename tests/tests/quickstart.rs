@@ -5,7 +5,7 @@
 //! (every sim's `vllm:request_success_total`), and a Pod removed from the folder stops receiving
 //! requests.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,27 +18,11 @@ const MISTRAL: &str = "mistral:latest";
 const SELF_HOSTED: &str = "some-cool-self-hosted-model";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    infergate_e2e::workspace::root()
 }
 
-/// `target/<profile>/infergate`, next to this test's `deps/` folder.
 fn infergate_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary location")?
-        .join("infergate");
-    if !bin.is_file() {
-        bail!(
-            "{} not found: build it first (cargo build -p infergate)",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    infergate_e2e::workspace::bin("infergate")
 }
 
 /// Requests a sim finished, from its `/metrics`.
