@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Parser};
 
 use crate::config::{Config, ConfigStore};
+use crate::otlp::OtlpConfig;
 use crate::server::{Options, Server};
 use crate::xds_client::XdsClient;
 
@@ -64,7 +65,9 @@ impl Args {
             admin_addr: self.admin_addr,
             trust_backend_header: self.trust_backend_header,
         };
-        let _running = Server::start(options, store)
+        // OTLP export is on when OTEL_EXPORTER_OTLP_ENDPOINT is set; read once, here.
+        let otlp = OtlpConfig::from_env();
+        let _running = Server::start_with_otlp(options, store, otlp)
             .await
             .context("starting extproc")?;
         // Readiness (/readyz) follows the first config; until then requests see no routes.

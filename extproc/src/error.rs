@@ -51,6 +51,12 @@ pub enum Error {
     XdsStreamClosed { addr: String },
     #[error("the xDS response does not hold one extproc config: {message}")]
     XdsResource { message: String },
+    #[error("building the OTLP metrics exporter for {endpoint}")]
+    Otlp {
+        endpoint: String,
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
 
     // Client errors: answered with the client API's error shape.
     #[error("the request body is not valid JSON: {source}")]
@@ -116,6 +122,7 @@ impl Error {
             | Error::XdsStream { .. }
             | Error::XdsStreamClosed { .. }
             | Error::XdsResource { .. }
+            | Error::Otlp { .. }
             | Error::MissingBackend
             | Error::BodyMutation { .. } => 500,
         }
@@ -142,6 +149,7 @@ impl Error {
             | Error::XdsStream { .. }
             | Error::XdsStreamClosed { .. }
             | Error::XdsResource { .. }
+            | Error::Otlp { .. }
             | Error::MissingBackend
             | Error::BodyMutation { .. } => "internal_error",
         }

@@ -19,6 +19,7 @@ mod error;
 pub mod keys;
 pub mod metrics;
 pub mod mutation;
+pub mod otlp;
 pub mod router;
 pub mod server;
 pub mod sse;
@@ -28,5 +29,6 @@ pub mod usage;
 pub mod xds_client;
 
 pub use error::{Error, Result};
+pub use otlp::OtlpConfig;
 pub use server::{Bound, Options, Running, Server};
 pub use xds_client::{XdsClient, XdsClientHandle};

@@ -3,6 +3,9 @@
 //! `gen_ai_server_request_duration_seconds`, `gen_ai_server_time_to_first_token_seconds`,
 //! `gen_ai_server_time_per_output_token_seconds`.
 //!
+//! With [`Metrics::with_otlp`] the same instruments (dotted names, same attributes and
+//! buckets) are also pushed over OTLP ([`crate::otlp`]).
+//!
 //! Only responses from a configured backend are recorded, so a client cannot grow the label
 //! sets by asking for arbitrary model names.
 
@@ -13,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::otlp::{Instruments, OtlpMetrics};
 use crate::usage::TokenUsage;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,32 +44,42 @@ pub struct Metrics {
     request_duration: HistogramFamily<Labels>,
     time_to_first_token: HistogramFamily<Labels>,
     time_per_output_token: HistogramFamily<Labels>,
+    /// The same instruments over OTLP, when it is on.
+    otlp: Option<Instruments>,
 }
 
+pub(crate) const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+pub(crate) const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+pub(crate) const FIRST_TOKEN_BUCKETS: [f64; 21] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    15.0, 20.0, 30.0, 45.0, 60.0,
+];
+
+pub(crate) const PER_TOKEN_BUCKETS: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+
 fn token_buckets() -> Histogram {
-    Histogram::new([
-        1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
-        4194304.0, 16777216.0, 67108864.0,
-    ])
+    Histogram::new(TOKEN_BUCKETS)
 }
 
 fn duration_buckets() -> Histogram {
-    Histogram::new([
-        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-    ])
+    Histogram::new(DURATION_BUCKETS)
 }
 
 fn first_token_buckets() -> Histogram {
-    Histogram::new([
-        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-        15.0, 20.0, 30.0, 45.0, 60.0,
-    ])
+    Histogram::new(FIRST_TOKEN_BUCKETS)
 }
 
 fn per_token_buckets() -> Histogram {
-    Histogram::new([
-        0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
-    ])
+    Histogram::new(PER_TOKEN_BUCKETS)
 }
 
 impl Metrics {
@@ -75,6 +89,7 @@ impl Metrics {
             request_duration: Family::new_with_constructor(duration_buckets),
             time_to_first_token: Family::new_with_constructor(first_token_buckets),
             time_per_output_token: Family::new_with_constructor(per_token_buckets),
+            otlp: None,
         };
         registry.register(
             "gen_ai_client_token_usage",
@@ -102,6 +117,12 @@ impl Metrics {
         metrics
     }
 
+    /// Also records every observation on `otlp`'s instruments (two sinks, one API).
+    pub fn with_otlp(mut self, otlp: &OtlpMetrics) -> Metrics {
+        self.otlp = Some(otlp.instruments());
+        self
+    }
+
     /// One finished response: duration always, token counts that were reported, and for
     /// streams the time to first token and per output token.
     pub fn record(
@@ -114,6 +135,9 @@ impl Metrics {
         self.request_duration
             .get_or_create(labels)
             .observe(duration.as_secs_f64());
+        if let Some(otlp) = &self.otlp {
+            otlp.request_duration(labels, duration.as_secs_f64());
+        }
         for (kind, count) in [
             ("input", usage.input),
             ("cached_input", usage.cached_input),
@@ -131,17 +155,27 @@ impl Metrics {
                         gen_ai_token_type: kind,
                     })
                     .observe(count as f64);
+                if let Some(otlp) = &self.otlp {
+                    otlp.token_usage(labels, kind, count);
+                }
             }
         }
         if let Some(first) = first_token {
             self.time_to_first_token
                 .get_or_create(labels)
                 .observe(first.as_secs_f64());
+            if let Some(otlp) = &self.otlp {
+                otlp.time_to_first_token(labels, first.as_secs_f64());
+            }
             if let Some(output) = usage.output.filter(|&o| o > 1) {
                 let after_first = duration.saturating_sub(first).as_secs_f64();
+                let per_token = after_first / (output - 1) as f64;
                 self.time_per_output_token
                     .get_or_create(labels)
-                    .observe(after_first / (output - 1) as f64);
+                    .observe(per_token);
+                if let Some(otlp) = &self.otlp {
+                    otlp.time_per_output_token(labels, per_token);
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::ConfigStore;
 use crate::metrics::Metrics;
+use crate::otlp::{OtlpConfig, OtlpMetrics};
 use crate::router::RouterLeg;
 use crate::upstream::UpstreamLeg;
 use crate::{Error, Result, admin, keys};
@@ -60,6 +61,8 @@ pub struct Running {
     bound: Bound,
     store: Arc<ConfigStore>,
     tasks: Vec<JoinHandle<()>>,
+    /// Flushed and shut down when this is dropped (after the servers stop).
+    _otlp: Option<OtlpMetrics>,
 }
 
 impl Running {
@@ -86,6 +89,16 @@ pub struct Server;
 impl Server {
     /// Binds both listeners, then serves until the returned [`Running`] is dropped.
     pub async fn start(options: Options, store: Arc<ConfigStore>) -> Result<Running> {
+        Server::start_with_otlp(options, store, None).await
+    }
+
+    /// As [`Server::start`], also pushing the metrics over OTLP/gRPC when `otlp` is given
+    /// (see [`crate::otlp`]); dropping the [`Running`] flushes them.
+    pub async fn start_with_otlp(
+        options: Options,
+        store: Arc<ConfigStore>,
+        otlp: Option<OtlpConfig>,
+    ) -> Result<Running> {
         let grpc_listener = bind("ext_proc gRPC", options.grpc_addr).await?;
         let admin_listener = bind("admin HTTP", options.admin_addr).await?;
         let bound = Bound {
@@ -93,7 +106,14 @@ impl Server {
             admin: admin_listener.local_addr().unwrap_or(options.admin_addr),
         };
         let mut registry = Registry::default();
-        let metrics = Metrics::new(&mut registry);
+        let mut metrics = Metrics::new(&mut registry);
+        let otlp = match otlp {
+            Some(config) => Some(OtlpMetrics::start(&config)?),
+            None => None,
+        };
+        if let Some(otlp) = &otlp {
+            metrics = metrics.with_otlp(otlp);
+        }
         let service = ExtProcService {
             store: store.clone(),
             metrics,
@@ -131,6 +151,7 @@ impl Server {
             bound,
             store,
             tasks,
+            _otlp: otlp,
         })
     }
 }

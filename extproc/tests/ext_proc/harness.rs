@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 };
 use envoy_types::pb::google::protobuf::{Struct, Value, value};
 use extproc::config::{Config, ConfigStore};
-use extproc::{Options, Running, Server, keys};
+use extproc::{Options, OtlpConfig, Running, Server, keys};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -45,6 +45,11 @@ impl Harness {
     }
 
     pub async fn with_config(config: &Config) -> Harness {
+        Harness::with_otlp(config, None).await
+    }
+
+    /// As [`Harness::with_config`], also pushing metrics over OTLP when `otlp` is given.
+    pub async fn with_otlp(config: &Config, otlp: Option<OtlpConfig>) -> Harness {
         let store = ConfigStore::new();
         let errors = store.update(config);
         assert!(errors.is_empty(), "config errors: {errors:?}");
@@ -53,7 +58,9 @@ impl Harness {
             admin_addr: "127.0.0.1:0".parse().expect("addr"),
             trust_backend_header: true,
         };
-        let running = Server::start(options, store).await.expect("start extproc");
+        let running = Server::start_with_otlp(options, store, otlp)
+            .await
+            .expect("start extproc");
         let url = format!("http://{}", running.bound().grpc);
         let client = ExternalProcessorClient::connect(url)
             .await
