@@ -136,9 +136,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         admin_addr: args.extproc_admin_addr,
         ..Default::default()
     };
-    let extproc = extproc::server::Server::start(extproc_options, store.clone())
-        .await
-        .context("starting the extproc")?;
+    let extproc = extproc::server::Server::start_with_otlp(
+        extproc_options,
+        store.clone(),
+        // OTLP metrics when OTEL_EXPORTER_OTLP_ENDPOINT is set, as the extproc binary does.
+        extproc::otlp::OtlpConfig::from_env(),
+    )
+    .await
+    .context("starting the extproc")?;
     // The folder's model servers (sims for loopback Pods and Backends) and a picker per
     // InferencePool, before the xds-server: the translator needs the pickers' ports.
     let snapshot = crate::pools::load(&mut xds_server::source::dir::DirSource::new(&args.dir))?;
