@@ -23,6 +23,7 @@ pub mod ports;
 pub mod upstream;
 pub mod wait;
 pub mod workspace;
+pub mod xds;
 
 pub use envoy::{Envoy, envoy_bin};
 pub use upstream::FakeUpstream;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use infergate_ads::type_url;
 use infergate_e2e::load::{self, LoadRequest};
 use infergate_e2e::upstream::UPSTREAM_HEADER;
+use infergate_e2e::xds::{start_envoy, versions, wait_synced};
 use infergate_e2e::{Envoy, FakeUpstream, http, ports, wait};
 use xds_server::pipeline::Debounce;
 use xds_server::server::{self, Config, Running};
@@ -160,60 +160,6 @@ async fn start_server(dir: &Path, ads_addr: SocketAddr) -> Result<Running> {
     let server = server::start(config).await?;
     server.ready().await;
     Ok(server)
-}
-
-async fn start_envoy(ads: SocketAddr, delta: bool) -> Result<Envoy> {
-    let bootstrap = envoy_yaml::bootstrap::bootstrap(&envoy_yaml::bootstrap::BootstrapOptions {
-        node_id: format!("e2e-{}", ads.port()),
-        xds_addr: ads,
-        delta,
-        ..Default::default()
-    });
-    let envoy = Envoy::start(&bootstrap).await?;
-    let admin = envoy.admin_addr();
-    wait::until("envoy /ready", TIMEOUT, || async move {
-        let response = http::get(&format!("http://{admin}/ready"), &[]).await?;
-        Ok((response.status == 200).then_some(()))
-    })
-    .await
-    .with_context(|| format!("envoy log:\n{}", envoy.log()))?;
-    Ok(envoy)
-}
-
-fn versions(server: &Running) -> [String; 4] {
-    let set = server.published.snapshots.borrow().clone();
-    [
-        type_url::LISTENER,
-        type_url::ROUTE,
-        type_url::CLUSTER,
-        type_url::ENDPOINT,
-    ]
-    .map(|t| set.all.version(t).to_string())
-}
-
-async fn wait_synced(server: &Running) -> Result<()> {
-    let set = server.published.snapshots.borrow().clone();
-    let wanted = [
-        type_url::LISTENER,
-        type_url::ROUTE,
-        type_url::CLUSTER,
-        type_url::ENDPOINT,
-    ]
-    .map(|t| (t, set.all.version(t).to_string()));
-    let acked = server.proxies.wait_for(|proxies| {
-        !proxies.is_empty()
-            && proxies.iter().all(|p| {
-                wanted.iter().all(|(t, v)| {
-                    // Types Envoy has not subscribed to (e.g. no EDS cluster yet) don't count.
-                    p.types
-                        .get(*t)
-                        .is_none_or(|s| s.acked_version.as_deref() == Some(v.as_str()))
-                })
-            })
-    });
-    tokio::time::timeout(TIMEOUT, acked)
-        .await
-        .context("envoy did not ACK the snapshot")
 }
 
 async fn upstreams(names: &[&str]) -> Result<Vec<FakeUpstream>> {

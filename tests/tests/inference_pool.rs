@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use infergate_ads::type_url;
+use infergate_e2e::xds::{start_envoy, wait_synced};
 use infergate_e2e::{Envoy, FakeUpstream, http, ports, wait};
 use xds_server::pipeline::Debounce;
 use xds_server::server::{self, Config, Running};
@@ -319,7 +319,7 @@ impl Stack {
             }
             None => None,
         };
-        let envoy = start_envoy(server.ads_addr).await?;
+        let envoy = start_envoy(server.ads_addr, false).await?;
         let stack = Stack {
             _dir: dir,
             server,
@@ -439,48 +439,6 @@ async fn start_server(
     let server = server::start(config).await?;
     server.ready().await;
     Ok(server)
-}
-
-async fn start_envoy(ads: SocketAddr) -> Result<Envoy> {
-    let bootstrap = envoy_yaml::bootstrap::bootstrap(&envoy_yaml::bootstrap::BootstrapOptions {
-        node_id: format!("pool-e2e-{}", ads.port()),
-        xds_addr: ads,
-        ..Default::default()
-    });
-    let envoy = Envoy::start(&bootstrap).await?;
-    let admin = envoy.admin_addr();
-    wait::until("envoy /ready", TIMEOUT, || async move {
-        let response = http::get(&format!("http://{admin}/ready"), &[]).await?;
-        Ok((response.status == 200).then_some(()))
-    })
-    .await
-    .with_context(|| format!("envoy log:\n{}", envoy.log()))?;
-    Ok(envoy)
-}
-
-/// Waits until Envoy has ACKed every resource type of the current snapshot.
-async fn wait_synced(server: &Running) -> Result<()> {
-    let set = server.published.snapshots.borrow().clone();
-    let wanted = [
-        type_url::LISTENER,
-        type_url::ROUTE,
-        type_url::CLUSTER,
-        type_url::ENDPOINT,
-    ]
-    .map(|t| (t, set.all.version(t).to_string()));
-    let acked = server.proxies.wait_for(|proxies| {
-        !proxies.is_empty()
-            && proxies.iter().all(|p| {
-                wanted.iter().all(|(t, v)| {
-                    p.types
-                        .get(*t)
-                        .is_none_or(|s| s.acked_version.as_deref() == Some(v.as_str()))
-                })
-            })
-    });
-    tokio::time::timeout(TIMEOUT, acked)
-        .await
-        .context("envoy did not ACK the snapshot")
 }
 
 /// Every pod served exactly the requests the picker sent it, and `expected` in all.

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use infergate_ads::type_url;
 use infergate_e2e::{Envoy, http, ports, wait};
 use serde_json::Value;
 use xds_server::pipeline::Debounce;
@@ -198,7 +197,7 @@ impl Stack {
             }
             replicas_out.push(Replica { running, _xds: xds });
         }
-        let envoy = start_envoy(server.ads_addr).await?;
+        let envoy = infergate_e2e::xds::start_envoy(server.ads_addr, false).await?;
         let stack = Stack {
             envoy,
             replicas: replicas_out,
@@ -317,42 +316,8 @@ impl Stack {
 
     /// Waits until Envoy has ACKed every resource type of the current snapshot.
     async fn wait_synced(&self) -> Result<()> {
-        let set = self.server.published.snapshots.borrow().clone();
-        let wanted = [
-            type_url::LISTENER,
-            type_url::ROUTE,
-            type_url::CLUSTER,
-            type_url::ENDPOINT,
-        ]
-        .map(|t| (t, set.all.version(t).to_string()));
-        let acked = self.server.proxies.wait_for(|proxies| {
-            proxies.iter().any(|p| {
-                p.types.contains_key(type_url::LISTENER)
-                    && wanted.iter().all(|(t, v)| {
-                        p.types
-                            .get(*t)
-                            .is_none_or(|s| s.acked_version.as_deref() == Some(v.as_str()))
-                    })
-            })
-        });
-        tokio::time::timeout(TIMEOUT, acked)
-            .await
-            .context("envoy did not ACK the snapshot")
+        infergate_e2e::xds::wait_synced(&self.server).await
     }
-}
-
-async fn start_envoy(ads: SocketAddr) -> Result<Envoy> {
-    let bootstrap = envoy_yaml::bootstrap::bootstrap(&envoy_yaml::bootstrap::BootstrapOptions {
-        node_id: format!("e2e-extproc-{}", ads.port()),
-        xds_addr: ads,
-        ..Default::default()
-    });
-    let envoy = Envoy::start(&bootstrap).await?;
-    envoy
-        .wait_ready()
-        .await
-        .with_context(|| format!("envoy log:\n{}", envoy.log()))?;
-    Ok(envoy)
 }
 
 fn repo() -> PathBuf {
