@@ -124,7 +124,7 @@ fn backend_config(
     backend: &AIServiceBackend,
 ) -> Option<BackendConfig> {
     let schema = &backend.spec.schema;
-    let name = serde_json::to_value(&schema.name)
+    let name = serde_json::to_value(schema.name)
         .ok()?
         .as_str()?
         .to_string();
