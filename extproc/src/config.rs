@@ -184,6 +184,7 @@ pub struct CostConfig {
 pub enum CostKind {
     InputToken,
     CachedInputToken,
+    #[serde(alias = "CachedWriteInputToken")]
     CacheCreationInputToken,
     OutputToken,
     TotalToken,

@@ -82,6 +82,14 @@ pub const METADATA_MODEL_NAME_OVERRIDE: &str = "model_name_override";
 pub const METADATA_BACKEND_NAME: &str = "backend_name";
 pub const METADATA_ROUTE_NAME: &str = "route_name";
 pub const METADATA_RESPONSE_MODEL: &str = "response_model";
+/// Suffix of a cost key whose value (a decimal string) is the request-time estimate of that
+/// cost, written by the router leg before the rate limit filter reserves it:
+/// `llm_total_token.reserve`.
+pub const METADATA_RESERVE_SUFFIX: &str = ".reserve";
+/// Suffix of a cost key whose value, `<estimate>:<unix seconds>`, tells the rate limit service
+/// at stream end what was reserved and when, so it charges the real cost in its place:
+/// `llm_total_token.reserved`.
+pub const METADATA_RESERVED_SUFFIX: &str = ".reserved";
 
 /// Type URL of the extproc config the xds-server publishes over ADS; the resource's
 /// `google.protobuf.Any.value` is the JSON of [`crate::config::Config`].

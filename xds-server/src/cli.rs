@@ -8,7 +8,7 @@ use clap::Parser;
 
 use crate::pipeline::Debounce;
 use crate::server::Config;
-use crate::translate::{ExtprocOptions, Options};
+use crate::translate::{ExtprocOptions, Options, RateLimitOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +54,17 @@ pub struct TranslateArgs {
     /// File Envoy appends one JSON line per request to (model, backend, costs), e.g. /dev/stdout.
     #[arg(long)]
     pub access_log: Option<std::path::PathBuf>,
+    /// The rate limit service's gRPC address(es) as Envoy reaches them (HOST:PORT[,HOST:PORT…]).
+    /// Without it BackendTrafficPolicy rate limits are reported as not enforced.
+    #[arg(long)]
+    pub ratelimit: Option<String>,
+    /// How long Envoy waits for a rate limit decision (ms) before applying the failure mode.
+    #[arg(long, default_value_t = 200)]
+    pub ratelimit_timeout_ms: u64,
+    /// Refuse requests (503) when the rate limit service cannot decide; by default they pass
+    /// (fail open, counted in Envoy's `ratelimit.failure_mode_allowed`).
+    #[arg(long)]
+    pub ratelimit_fail_closed: bool,
 }
 
 impl TranslateArgs {
@@ -63,11 +74,20 @@ impl TranslateArgs {
             None => None,
             Some(target) => Some(extproc_options(target, self.request_body_limit)?),
         };
+        let ratelimit = match &self.ratelimit {
+            None => None,
+            Some(targets) => Some(RateLimitOptions {
+                endpoints: host_ports("--ratelimit", targets)?,
+                timeout: Duration::from_millis(self.ratelimit_timeout_ms),
+                failure_mode_deny: self.ratelimit_fail_closed,
+            }),
+        };
         Ok(Options {
             listener_address: self.listener_address.clone(),
             privileged_port_offset: self.privileged_port_offset,
             extproc,
             access_log: self.access_log.clone(),
+            ratelimit,
             ..Options::default()
         })
     }
@@ -82,7 +102,16 @@ impl TranslateArgs {
 
 /// `HOST:PORT[,HOST:PORT…]` of the extproc replicas, with the default message timeout.
 pub fn extproc_options(targets: &str, body_limit: u64) -> Result<ExtprocOptions, String> {
-    let endpoints = targets
+    Ok(ExtprocOptions {
+        endpoints: host_ports("--extproc", targets)?,
+        message_timeout: Duration::from_secs(10),
+        body_limit,
+    })
+}
+
+/// `HOST:PORT[,HOST:PORT…]`; `flag` names the option in the error.
+pub fn host_ports(flag: &str, targets: &str) -> Result<Vec<(String, u16)>, String> {
+    targets
         .split(',')
         .map(|target| {
             target
@@ -95,14 +124,9 @@ pub fn extproc_options(targets: &str, body_limit: u64) -> Result<ExtprocOptions,
                     ))
                 })
                 .filter(|(h, _)| !h.is_empty())
-                .ok_or_else(|| format!("--extproc {target:?} is not HOST:PORT"))
+                .ok_or_else(|| format!("{flag} {target:?} is not HOST:PORT"))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ExtprocOptions {
-        endpoints,
-        message_timeout: Duration::from_secs(10),
-        body_limit,
-    })
+        .collect()
 }
 
 impl Args {

@@ -8,7 +8,8 @@ pub const MODEL_HEADER: &str = "x-ai-eg-model";
 pub use extproc::keys::{
     AI_GATEWAY_METADATA_NAMESPACE, ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE,
     BACKEND_METADATA_NAME, BACKEND_METADATA_NAMESPACE, BACKEND_METADATA_ROUTE,
-    BACKEND_METADATA_RULE, LEG_GRPC_METADATA, LEG_ROUTER, LEG_UPSTREAM,
+    BACKEND_METADATA_RULE, LEG_GRPC_METADATA, LEG_ROUTER, LEG_UPSTREAM, METADATA_RESERVE_SUFFIX,
+    METADATA_RESERVED_SUFFIX,
 };
 
 /// Endpoint metadata namespace Envoy reads to pick one of a cluster's `transport_socket_matches`.
@@ -36,3 +37,18 @@ pub const EXTPROC_ROUTER_FILTER: &str = "infergate.extproc.router";
 pub const EXTPROC_UPSTREAM_FILTER: &str = "infergate.extproc.upstream";
 /// Cluster Envoy reaches the extproc through.
 pub const EXTPROC_CLUSTER: &str = "infergate/extproc";
+
+/// Name of the rate limit HTTP filter (per-route config key for the route's descriptors).
+pub const RATELIMIT_FILTER: &str = "envoy.filters.http.ratelimit";
+/// Cluster Envoy reaches the rate limit service through.
+pub const RATELIMIT_CLUSTER: &str = "infergate/ratelimit";
+/// Rate limit domain of every descriptor we generate.
+pub const RATELIMIT_DOMAIN: &str = "infergate";
+/// Descriptor entry keys of the rate limit service's wire contract (ratelimit/README.md).
+pub const RATELIMIT_ENTRY_RULE: &str = "infergate.rule";
+pub const RATELIMIT_ENTRY_LIMIT: &str = "infergate.limit";
+pub const RATELIMIT_ENTRY_MODE: &str = "infergate.mode";
+pub const RATELIMIT_ENTRY_SHADOW: &str = "infergate.shadow";
+pub const RATELIMIT_ENTRY_RESERVED: &str = "infergate.reserved";
+pub const RATELIMIT_MODE_RESERVE: &str = "reserve";
+pub const RATELIMIT_MODE_SETTLE: &str = "settle";

@@ -67,6 +67,9 @@ pub mod reason {
     pub const PROTOCOL_CONFLICT: &str = "ProtocolConflict";
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
     pub const NOT_MANAGED: &str = "NotManaged";
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    /// A policy needs a service (the rate limit service) that is not configured.
+    pub const NO_RATELIMIT_SERVICE: &str = "NoRateLimitService";
     /// An InferencePool's selector matches no ready Pod (a warning: the pool is served).
     pub const NO_READY_PODS: &str = "NoReadyPods";
 

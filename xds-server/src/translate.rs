@@ -18,6 +18,7 @@ mod duration;
 mod extproc_config;
 mod gateway;
 mod http_route;
+mod rate_limit;
 mod refs;
 mod route_common;
 
@@ -49,6 +50,31 @@ pub struct Options {
     /// `(host, port)` of its ext_proc gRPC service, in place of the `endpointPickerRef` Service's
     /// cluster DNS name (for pickers run by `infergate run` or a test).
     pub epp_endpoints: BTreeMap<String, (String, u16)>,
+    /// Where the rate limit service listens; `None` leaves BackendTrafficPolicy rate limits
+    /// unenforced (a condition on each policy says so).
+    pub ratelimit: Option<RateLimitOptions>,
+}
+
+/// The rate limit service as Envoy reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitOptions {
+    /// `(host, port)` of each replica's gRPC listener (or a DNS name resolving to several).
+    pub endpoints: Vec<(String, u16)>,
+    /// How long Envoy waits for a decision before applying the failure mode.
+    pub timeout: Duration,
+    /// Refuse requests when the service cannot decide (fail closed); the default lets them
+    /// through (fail open).
+    pub failure_mode_deny: bool,
+}
+
+impl RateLimitOptions {
+    pub fn ir(&self) -> ir::RateLimitFilterIr {
+        ir::RateLimitFilterIr {
+            cluster: crate::keys::RATELIMIT_CLUSTER.to_string(),
+            timeout: self.timeout,
+            failure_mode_deny: self.failure_mode_deny,
+        }
+    }
 }
 
 /// The extproc as Envoy reaches it.
@@ -89,6 +115,7 @@ impl Default for Options {
             extproc: None,
             access_log: None,
             epp_endpoints: BTreeMap::new(),
+            ratelimit: None,
         }
     }
 }
@@ -153,8 +180,9 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
         .as_ref()
         .map(|e| extproc_config::build(&mut cx, e.body_limit));
     pool::report(&mut cx);
+    let rate_limits = rate_limit::compile(&mut cx);
     backend::report_unattached(&mut cx);
-    let (all, by_gateway) = assemble::assemble(&gateways, routes, options, &cx.epps);
+    let (all, by_gateway) = assemble::assemble(&gateways, routes, options, &cx.epps, &rate_limits);
     for (key, origin) in &snapshot.origins {
         if let Some(object) = cx.status.objects.get_mut(key) {
             object.origin = Some(origin.clone());

@@ -7,31 +7,39 @@ use std::path::{Path, PathBuf};
 use xds_server::index::Index;
 use xds_server::source::dir::DirSource;
 use xds_server::translate::build::{cluster, endpoint, listener, route};
-use xds_server::translate::{ExtprocOptions, Options, Translation, translate};
+use xds_server::translate::{ExtprocOptions, Options, RateLimitOptions, Translation, translate};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
-/// Cases named `extproc-*` and `pool-*` run with the extproc configured; the rest without.
+/// Cases named `extproc-*`, `pool-*` and `ratelimit-*` run with the extproc configured (the
+/// last also with the rate limit service); the rest without.
 /// Every case points InferencePool `default/mistral`'s endpoint picker at 127.0.0.1:9102.
 fn options(case: &Path) -> Options {
     let name = case
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    let extproc =
-        (name.starts_with("extproc-") || name.starts_with("pool-")).then(|| ExtprocOptions {
-            endpoints: vec![("127.0.0.1".into(), 1063)],
-            message_timeout: std::time::Duration::from_secs(10),
-            body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
-        });
+    let extproc = (name.starts_with("extproc-")
+        || name.starts_with("pool-")
+        || name.starts_with("ratelimit-"))
+    .then(|| ExtprocOptions {
+        endpoints: vec![("127.0.0.1".into(), 1063)],
+        message_timeout: std::time::Duration::from_secs(10),
+        body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
+    });
     let access_log = extproc.as_ref().map(|_| "/dev/stdout".into());
     Options {
         privileged_port_offset: 10000,
         extproc,
         access_log,
         epp_endpoints: [("default/mistral".into(), ("127.0.0.1".into(), 9102))].into(),
+        ratelimit: name.starts_with("ratelimit-").then(|| RateLimitOptions {
+            endpoints: vec![("127.0.0.1".into(), 8081)],
+            timeout: std::time::Duration::from_millis(200),
+            failure_mode_deny: false,
+        }),
         ..Options::default()
     }
 }

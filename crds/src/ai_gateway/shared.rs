@@ -49,6 +49,8 @@ pub enum LlmRequestCostType {
     CachedInputToken,
     /// Prompt tokens written to the provider's cache.
     CacheCreationInputToken,
+    /// Envoy AI Gateway's newer name for `CacheCreationInputToken`.
+    CachedWriteInputToken,
     /// Completion tokens.
     OutputToken,
     /// Prompt plus completion tokens.

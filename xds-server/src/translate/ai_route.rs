@@ -275,6 +275,7 @@ fn push_matches(
             extproc_disabled: false,
             epp: epp.clone(),
             epp_disabled: Vec::new(),
+            rate_limits: Vec::new(),
         });
     }
 }

@@ -9,6 +9,7 @@ use super::ir::{
     ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, EppIr,
     ListenerIr, LocalityIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, VirtualHostIr,
 };
+use super::rate_limit::RateLimits;
 use super::{ExtprocOptions, Options, XdsIr};
 use crate::object::ObjectKey;
 
@@ -72,6 +73,7 @@ pub fn assemble(
     routes: Vec<RouteModel>,
     options: &Options,
     epps: &BTreeMap<String, EppIr>,
+    rate_limits: &RateLimits,
 ) -> (XdsIr, BTreeMap<String, XdsIr>) {
     // (gateway, port) → vhost domain → routes with precedence; and whether AI routes are there.
     type VHosts = BTreeMap<String, (Vec<(Precedence, RouteIr)>, bool)>;
@@ -101,11 +103,18 @@ pub fn assemble(
                 }
                 let (entries, ai) = vhosts.entry(domain).or_default();
                 *ai |= route.ai;
+                let limits = if options.ratelimit.is_some() {
+                    rate_limits.for_placement(&route.key, &gateways[at.gateway].key, &listener.name)
+                } else {
+                    Vec::new()
+                };
                 for (order, rule) in route.rules.iter().enumerate() {
                     let p = precedence(&rule.matcher, &route.created, &route.key, order);
                     // Only AI routes go through the router leg (settled per listener below).
+                    let forwards = matches!(rule.action, ActionIr::Forward(_));
                     let rule = RouteIr {
                         extproc_disabled: !route.ai,
+                        rate_limits: if forwards { limits.clone() } else { Vec::new() },
                         ..rule.clone()
                     };
                     entries.push((p, rule));
@@ -142,7 +151,7 @@ pub fn assemble(
             .into_iter()
             .filter_map(|filter| epps.get(filter).cloned())
             .collect();
-        let virtual_hosts = vhosts
+        let virtual_hosts: Vec<VirtualHostIr> = vhosts
             .into_iter()
             .map(|(domain, (mut entries, ai))| {
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -175,7 +184,15 @@ pub fn assemble(
                 }
             })
             .collect();
+        let limited = virtual_hosts
+            .iter()
+            .any(|v| v.routes.iter().any(|r| !r.rate_limits.is_empty()));
         let listener = ListenerIr {
+            ratelimit: options
+                .ratelimit
+                .as_ref()
+                .filter(|_| limited)
+                .map(|r| r.ir()),
             name: name.clone(),
             address: options.listener_address.clone(),
             port,
@@ -208,6 +225,19 @@ pub fn assemble(
         let service = extproc_cluster(extproc, options);
         for config in by_gateway.values_mut().chain(std::iter::once(&mut all)) {
             if config.listeners.iter().any(|l| l.extproc.is_some()) {
+                config.clusters.push(service.clone());
+            }
+        }
+    }
+    if let Some(ratelimit) = &options.ratelimit {
+        let service = grpc_cluster(
+            crate::keys::RATELIMIT_CLUSTER,
+            "ratelimit",
+            &ratelimit.endpoints,
+            options,
+        );
+        for config in by_gateway.values_mut().chain(std::iter::once(&mut all)) {
+            if config.listeners.iter().any(|l| l.ratelimit.is_some()) {
                 config.clusters.push(service.clone());
             }
         }
@@ -255,14 +285,29 @@ fn unknown_model_route(listener: &str) -> RouteIr {
         extproc_disabled: false,
         epp: None,
         epp_disabled: Vec::new(),
+        rate_limits: Vec::new(),
     }
 }
 
 /// The gRPC cluster Envoy reaches the extproc through (HTTP/2, DNS so several replicas behind
 /// one name all take traffic).
 fn extproc_cluster(extproc: &ExtprocOptions, options: &Options) -> ClusterIr {
-    let endpoints = extproc
-        .endpoints
+    grpc_cluster(
+        crate::keys::EXTPROC_CLUSTER,
+        "extproc",
+        &extproc.endpoints,
+        options,
+    )
+}
+
+/// A gRPC service's cluster: HTTP/2, strict DNS over the given `(host, port)`s.
+fn grpc_cluster(
+    name: &str,
+    locality: &str,
+    endpoints: &[(String, u16)],
+    options: &Options,
+) -> ClusterIr {
+    let endpoints = endpoints
         .iter()
         .map(|(address, port)| EndpointIr {
             address: address.clone(),
@@ -270,9 +315,9 @@ fn extproc_cluster(extproc: &ExtprocOptions, options: &Options) -> ClusterIr {
             metadata: BTreeMap::new(),
         })
         .collect();
-    let name = crate::keys::EXTPROC_CLUSTER.to_string();
+    let name = name.to_string();
     let localities = vec![LocalityIr {
-        name: "extproc".into(),
+        name: locality.into(),
         priority: 0,
         weight: 1,
         endpoints,

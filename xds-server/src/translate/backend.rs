@@ -323,10 +323,6 @@ pub fn report_unattached(cx: &mut Cx<'_>) {
             },
         ),
         (
-            Kind::BackendTrafficPolicy,
-            "loaded; rate limits and retries from this policy are not applied by this version yet",
-        ),
-        (
             Kind::InferenceObjective,
             "loaded; read by its pool's endpoint picker (a negative priority is sheddable)",
         ),

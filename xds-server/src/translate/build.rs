@@ -7,6 +7,7 @@ pub mod epp;
 pub mod extproc;
 pub mod listener;
 pub mod local_reply;
+pub mod ratelimit;
 pub mod route;
 
 use std::collections::BTreeMap;

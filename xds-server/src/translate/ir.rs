@@ -22,6 +22,62 @@ pub struct ListenerIr {
     /// One endpoint-picker ext_proc filter per InferencePool routed to on this listener, after
     /// the router leg and before the router (sorted by filter name).
     pub epps: Vec<EppIr>,
+    /// The rate limit filter, after the router leg (so `x-ai-eg-model` is set) and before the
+    /// pickers; present when a route on this listener has rate limits.
+    pub ratelimit: Option<RateLimitFilterIr>,
+}
+
+/// Where Envoy reaches the rate limit service and what it does when it cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateLimitFilterIr {
+    pub cluster: String,
+    /// How long Envoy waits for a decision.
+    pub timeout: Duration,
+    /// `true`: a request the service did not answer for is refused (fail closed); `false`: it
+    /// passes (fail open, counted in Envoy's `ratelimit.failure_mode_allowed`).
+    pub failure_mode_deny: bool,
+}
+
+/// One descriptor Envoy sends to the rate limit service for a route; the entry keys and their
+/// meaning are the service's wire contract (ratelimit/README.md).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateLimitIr {
+    pub entries: Vec<DescriptorEntryIr>,
+    pub hits: HitsIr,
+    /// Sent when the stream ends (token usage is known then); never rejects.
+    pub on_stream_done: bool,
+}
+
+/// Where one descriptor entry's value comes from. A request the entry cannot be made for (a
+/// missing header, a failed match, absent metadata) sends no descriptor for that limit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DescriptorEntryIr {
+    /// A fixed `key = value` (the rule id, its limit, its mode).
+    Fixed { key: String, value: String },
+    /// The value of a request header (one counter per distinct value).
+    RequestHeader { header: String, key: String },
+    /// `key = value` when the header matches (or, with `expect_match: false`, does not).
+    HeaderMatch {
+        key: String,
+        value: String,
+        header: String,
+        matcher: StringMatchIr,
+        expect_match: bool,
+    },
+    /// A string from dynamic metadata.
+    Metadata {
+        key: String,
+        namespace: String,
+        metadata_key: String,
+    },
+}
+
+/// How many units one descriptor counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HitsIr {
+    Number(u64),
+    /// A substitution format with one operator, e.g. `%DYNAMIC_METADATA(ns:key)%`.
+    Format(String),
 }
 
 /// An InferencePool's endpoint picker (EPP) as an HCM ext_proc filter.
@@ -90,6 +146,9 @@ pub struct RouteIr {
     /// Endpoint-picker filters of the listener turned off on this route (every one but
     /// [`RouteIr::epp`]; set when the route is placed on a listener).
     pub epp_disabled: Vec<String>,
+    /// Rate limit descriptors of the policies that apply here (set when the route is placed on
+    /// a listener).
+    pub rate_limits: Vec<RateLimitIr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]

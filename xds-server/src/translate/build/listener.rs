@@ -56,12 +56,14 @@ fn http_connection_manager(ir: &ListenerIr) -> HttpConnectionManager {
             config_source: Some(ads_config_source()),
             route_config_name: ir.route_config.clone(),
         })),
-        // Router leg (sets the model the routes match), then each pool's picker (on only on
+        // Router leg (sets the model the routes match and the token estimates), then rate
+        // limits (on `x-ai-eg-model` and the estimates), then each pool's picker (on only on
         // its pool's routes), then the router.
         http_filters: ir
             .extproc
             .iter()
             .map(super::extproc::router_filter)
+            .chain(ir.ratelimit.iter().map(super::ratelimit::filter))
             .chain(ir.epps.iter().map(super::epp::filter))
             .chain([router_filter()])
             .collect(),

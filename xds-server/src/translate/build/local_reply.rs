@@ -1,6 +1,7 @@
 //! Errors Envoy itself produces on AI listeners, in the client API's own error shape (DESIGN.md
 //! §4): an unknown model (the catch-all route's 404), an unreachable or failing upstream (503),
-//! an upstream timeout (504), and a body over the buffer limit (413). Requests under
+//! an upstream timeout (504), a spent rate limit budget (429; 503 when the rate limit service
+//! fails closed), and a body over the buffer limit (413). Requests under
 //! `/anthropic/` get Anthropic's shape, the rest OpenAI's. Mappers match on response flags or
 //! status, never on anything the extproc answered itself with another status, and JSON format
 //! escapes every client-supplied value.
@@ -65,6 +66,26 @@ fn errors() -> Vec<GatewayError> {
             message: "the model's upstream did not answer in time".into(),
             openai_type: "server_error",
             openai_code: "upstream_timeout",
+            openai_param: None,
+            anthropic_type: "api_error",
+        },
+        GatewayError {
+            // Refused by the rate limit service (a token or request budget is spent).
+            filter: flags(&["RL"]),
+            status: 429,
+            message: "rate limit exceeded: this client's budget for the current window is spent; retry after the time in x-ratelimit-reset".into(),
+            openai_type: "requests",
+            openai_code: "rate_limit_exceeded",
+            openai_param: None,
+            anthropic_type: "rate_limit_error",
+        },
+        GatewayError {
+            // The rate limit service could not decide and the policy fails closed.
+            filter: flags(&["RLSE"]),
+            status: 503,
+            message: "the rate limit service is unavailable".into(),
+            openai_type: "server_error",
+            openai_code: "rate_limit_service_unavailable",
             openai_param: None,
             anthropic_type: "api_error",
         },

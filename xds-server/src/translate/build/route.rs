@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::google::protobuf::{UInt32Value, UInt64Value};
 
 use super::{duration, metadata, pack};
-use crate::keys::EXTPROC_ROUTER_FILTER;
+use crate::keys::{EXTPROC_ROUTER_FILTER, RATELIMIT_FILTER};
 use crate::translate::ir::{
     ActionIr, ForwardIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, StringMatchIr, VirtualHostIr,
 };
@@ -64,6 +64,12 @@ pub fn route(ir: &RouteIr) -> Route {
             .into_iter()
             .chain(ir.epp_disabled.iter().map(String::as_str))
             .map(|filter| (filter.to_string(), super::extproc::disabled_on_route()))
+            .chain((!ir.rate_limits.is_empty()).then(|| {
+                (
+                    RATELIMIT_FILTER.to_string(),
+                    super::ratelimit::per_route(&ir.rate_limits),
+                )
+            }))
             .collect(),
         ..Default::default()
     }
