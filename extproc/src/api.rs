@@ -97,6 +97,9 @@ pub struct ParsedRequest {
     pub stream: bool,
     /// `stream_options.include_usage` (OpenAI); Anthropic streams always carry usage.
     pub include_usage: bool,
+    /// The most output tokens the client allows (`max_completion_tokens`, `max_tokens`), if
+    /// it says: the output part of a rate limit reservation.
+    pub max_output_tokens: Option<u64>,
 }
 
 /// Top-level fields of any request body we route; everything else is validated as JSON and
@@ -109,6 +112,10 @@ struct RequestHead {
     stream: Option<Value>,
     #[serde(default)]
     stream_options: Option<Value>,
+    #[serde(default)]
+    max_tokens: Option<Value>,
+    #[serde(default)]
+    max_completion_tokens: Option<Value>,
 }
 
 /// Parses and validates a request body for `endpoint`.
@@ -170,10 +177,17 @@ pub fn parse_request(endpoint: Endpoint, body: &[u8]) -> Result<ParsedRequest> {
             .and_then(Value::as_bool)
             .unwrap_or(false),
     };
+    // A malformed limit is the provider's to reject; it only means no estimate here.
+    let max_output_tokens = head
+        .max_completion_tokens
+        .as_ref()
+        .and_then(Value::as_u64)
+        .or_else(|| head.max_tokens.as_ref().and_then(Value::as_u64));
     Ok(ParsedRequest {
         model,
         stream,
         include_usage,
+        max_output_tokens,
     })
 }
 

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod metrics;
 pub mod mutation;
 pub mod otlp;
+pub mod reserve;
 pub mod router;
 pub mod server;
 pub mod sse;

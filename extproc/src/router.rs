@@ -25,6 +25,7 @@ use crate::config::{Backend, ConfigStore, Route};
 use crate::costs::{self, CostInputs};
 use crate::envoy::{self, HeaderChanges, Headers};
 use crate::metrics::{Labels, Metrics};
+use crate::reserve::Reservation;
 use crate::sse::SseParser;
 use crate::target::Target;
 use crate::usage::TokenUsage;
@@ -44,6 +45,8 @@ pub struct RouterLeg {
     limit: u64,
     body: Vec<u8>,
     request: Option<ParsedRequest>,
+    /// Estimates the rate limit filter may have reserved for this request.
+    reservation: Reservation,
     response: Option<ResponseState>,
 }
 
@@ -81,6 +84,7 @@ impl RouterLeg {
             limit: crate::keys::DEFAULT_REQUEST_BODY_LIMIT,
             body: Vec::new(),
             request: None,
+            reservation: Reservation::default(),
             response: None,
         }
     }
@@ -209,6 +213,8 @@ impl RouterLeg {
         }
         let bytes = std::mem::take(&mut self.body);
         let parsed = api::parse_request(endpoint, &bytes)?;
+        self.reservation =
+            Reservation::estimate(&self.store.load(), endpoint, &parsed, bytes.len());
         let mut changes = HeaderChanges::default();
         changes.set(keys::MODEL_HEADER, parsed.model.clone());
         changes.set(keys::ORIGINAL_PATH_HEADER, self.path.clone());
@@ -216,7 +222,9 @@ impl RouterLeg {
             changes.set(keys::STREAM_WITHOUT_USAGE_HEADER, "true");
         }
         self.request = Some(parsed);
-        Ok(envoy::request_body(envoy::common(changes, None, true)))
+        let mut response = envoy::request_body(envoy::common(changes, None, true));
+        response.dynamic_metadata = self.reservation.request_metadata();
+        Ok(response)
     }
 
     fn response_headers(
@@ -395,7 +403,18 @@ impl RouterLeg {
             state.first_token.filter(|_| succeeded && request.stream),
         );
         if !succeeded {
-            return None;
+            // An upstream error is refunded; a response that did not end cleanly keeps its
+            // reservation charged (never less than the estimate).
+            if state.success || self.reservation.is_empty() {
+                return None;
+            }
+            let mut fields: Vec<_> = self
+                .reservation
+                .keys()
+                .map(|key| (key.to_string(), envoy::number_value(0.0)))
+                .collect();
+            fields.extend(self.reservation.settle_fields());
+            return Some(envoy::metadata(keys::AI_GATEWAY_METADATA_NAMESPACE, fields));
         }
         let mut fields = vec![
             (
@@ -426,6 +445,8 @@ impl RouterLeg {
                 for (key, value) in costs::evaluate_all(&route.costs, &inputs) {
                     fields.push((key, envoy::number_value(value as f64)));
                 }
+                // The real costs replace what was reserved.
+                fields.extend(self.reservation.settle_fields());
             } else if !route.costs.is_empty() {
                 tracing::debug!(route = %route.name, "response reported no usage: no costs");
             }

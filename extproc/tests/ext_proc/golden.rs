@@ -10,7 +10,8 @@ async fn check(case: &str) {
     let bytes = std::fs::read(&input).expect("read case");
     let parsed: Case = serde_json::from_slice(&bytes).expect("parse case");
     let harness = Harness::start().await;
-    let record = exchange::run(&harness, &parsed).await;
+    let mut record = exchange::run(&harness, &parsed).await;
+    normalize_reservation_times(&mut record);
     let rendered = serde_json::to_string_pretty(&record).expect("render") + "\n";
     let mut outside = record.clone();
     if let Some(o) = outside.as_object_mut() {
@@ -32,6 +33,26 @@ async fn check(case: &str) {
         "{case}: output differs from {}; run with UPDATE_GOLDEN=1 and review the diff",
         output.display()
     );
+}
+
+/// `<key>.reserved` values are `<estimate>:<unix seconds>`; the seconds change every run.
+fn normalize_reservation_times(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key.ends_with(".reserved")
+                    && let Some(s) = v.as_str()
+                    && let Some((estimate, _)) = s.split_once(':')
+                {
+                    *v = serde_json::Value::String(format!("{estimate}:<unix seconds>"));
+                } else {
+                    normalize_reservation_times(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(normalize_reservation_times),
+        _ => {}
+    }
 }
 
 #[tokio::test]

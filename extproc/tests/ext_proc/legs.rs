@@ -261,7 +261,7 @@ async fn client_copies_of_gateway_headers_are_overwritten_or_removed() {
 }
 
 #[tokio::test]
-async fn upstream_error_json_passes_through_without_costs() {
+async fn upstream_error_json_passes_through_and_refunds_the_reservation() {
     let harness = Harness::start().await;
     let mut router = routed(&harness, r#"{"model":"gpt-4o"}"#).await;
     let answer = router
@@ -275,7 +275,12 @@ async fn upstream_error_json_passes_through_without_costs() {
             false,
         ))
         .await;
-    assert!(answer.dynamic_metadata.is_none());
+    // No cost, but every reserved estimate is settled at 0 (the upstream refused the request).
+    let metadata = format!("{:?}", answer.dynamic_metadata);
+    assert!(
+        metadata.contains("llm_total_token.reserved") && !metadata.contains("backend_name"),
+        "{metadata}"
+    );
     assert!(super::harness::skips_body(&answer, false));
     let mut seen = headers(&[("x-infergate-backend", "default/openai")]);
     apply_headers(&mut seen, &answer);
