@@ -39,7 +39,7 @@ import kubernetes_validate
 import kubernetes_validate.utils as kv_utils
 import yaml
 
-# The oldest Kubernetes the charts declare (kubeVersion) that the seeds also need, and the newest
+# The oldest Kubernetes the charts declare (kubeVersion, as the seeds need), and the newest
 # schema kubernetes-validate ships.
 KUBE_VERSIONS = ["1.32.0", kv_utils.latest_version()]
 LINT_KUBE_VERSION = "v1.34.0"
