@@ -61,6 +61,16 @@ pub struct RunArgs {
     /// extproc admin address (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:1064")]
     pub extproc_admin_addr: SocketAddr,
+    /// Rate limit service gRPC address (BackendTrafficPolicy rate limits).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub ratelimit_addr: SocketAddr,
+    /// Rate limit service admin address (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    pub ratelimit_admin_addr: SocketAddr,
+    /// Keep rate limit counters in this Redis (`redis://host:port/db`) instead of in memory,
+    /// so several gateways share one budget.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Start no inference-sim for the folder's loopback Pods and Backends.
     #[arg(long)]
     pub no_sims: bool,
@@ -100,6 +110,16 @@ fn validate(dir: &std::path::Path, translate: &TranslateArgs) -> anyhow::Result<
         let default = extproc::server::Options::default().grpc_addr.to_string();
         let extproc = xds_server::cli::extproc_options(&default, translate.request_body_limit);
         options.extproc = Some(extproc.map_err(anyhow::Error::msg)?);
+    }
+    // And with the rate limit service `run` starts, so rate limit policies are checked too.
+    if options.ratelimit.is_none() {
+        let default = ratelimit::Options::default().grpc_addr.to_string();
+        options.ratelimit = Some(xds_server::translate::RateLimitOptions {
+            endpoints: xds_server::cli::host_ports("--ratelimit", &default)
+                .map_err(anyhow::Error::msg)?,
+            timeout: Duration::from_millis(translate.ratelimit_timeout_ms),
+            failure_mode_deny: translate.ratelimit_fail_closed,
+        });
     }
     let report = xds_server::server::validate(dir, &options)
         .with_context(|| format!("reading {}", dir.display()))?;
@@ -144,6 +164,18 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("starting the extproc")?;
+    // The rate limit service, in memory unless a Redis is given; it holds no config of its
+    // own (every descriptor carries its limit), so policies added later work at once.
+    let ratelimit = ratelimit::Server::start(ratelimit::Options {
+        grpc_addr: args.ratelimit_addr,
+        admin_addr: args.ratelimit_admin_addr,
+        storage: match &args.redis_url {
+            Some(url) => ratelimit::StorageOptions::redis(url.clone()),
+            None => ratelimit::StorageOptions::Memory,
+        },
+    })
+    .await
+    .context("starting the rate limit service")?;
     // The folder's model servers (sims for loopback Pods and Backends) and a picker per
     // InferencePool, before the xds-server: the translator needs the pickers' ports.
     let snapshot = crate::pools::load(&mut xds_server::source::dir::DirSource::new(&args.dir))?;
@@ -163,6 +195,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         xds_server::cli::extproc_options(&grpc.to_string(), args.translate.request_body_limit)
             .map_err(anyhow::Error::msg)?,
     );
+    if translate.ratelimit.is_none() {
+        let target = ratelimit.bound().grpc.to_string();
+        translate.ratelimit = Some(xds_server::translate::RateLimitOptions {
+            endpoints: xds_server::cli::host_ports("--ratelimit", &target)
+                .map_err(anyhow::Error::msg)?,
+            timeout: Duration::from_millis(args.translate.ratelimit_timeout_ms),
+            failure_mode_deny: args.translate.ratelimit_fail_closed,
+        });
+    }
     let config = xds_server::server::Config {
         dir: args.dir.clone(),
         ads_addr: args.ads_addr,

@@ -1,6 +1,6 @@
 """The official OpenAI Python SDK as a gateway client, for the e2e tests.
 
-    client.py --base-url http://127.0.0.1:PORT/v1 --model M SCENARIO[:MODEL] [...]
+    client.py --base-url http://127.0.0.1:PORT/v1 --model M [--header K:V] SCENARIO[:MODEL] [...]
 
 Scenarios: chat, chat-stream (no stream_options), chat-stream-usage
 (stream_options={"include_usage": True}), completions, embeddings, models; `:MODEL` overrides
@@ -109,10 +109,13 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--api-key", default=CLIENT_KEY)
     parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                        help="sent with every request (e.g. x-user-id:alice)")
     parser.add_argument("scenarios", nargs="+", metavar="SCENARIO[:MODEL]")
     args = parser.parse_args()
+    headers = dict(h.split(":", 1) for h in args.header)
     client = OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0,
-                    timeout=args.timeout)
+                    timeout=args.timeout, default_headers=headers)
     runs = [arg.partition(":")[::2] for arg in args.scenarios]
     for name, _ in runs:
         if name not in SCENARIOS:

@@ -20,6 +20,8 @@ pub mod fake_openai;
 pub mod http;
 pub mod load;
 pub mod ports;
+pub mod redis;
+pub mod sdk;
 pub mod upstream;
 pub mod wait;
 pub mod workspace;

@@ -44,11 +44,10 @@ pub const RATELIMIT_FILTER: &str = "envoy.filters.http.ratelimit";
 pub const RATELIMIT_CLUSTER: &str = "infergate/ratelimit";
 /// Rate limit domain of every descriptor we generate.
 pub const RATELIMIT_DOMAIN: &str = "infergate";
-/// Descriptor entry keys of the rate limit service's wire contract (ratelimit/README.md).
-pub const RATELIMIT_ENTRY_RULE: &str = "infergate.rule";
-pub const RATELIMIT_ENTRY_LIMIT: &str = "infergate.limit";
-pub const RATELIMIT_ENTRY_MODE: &str = "infergate.mode";
-pub const RATELIMIT_ENTRY_SHADOW: &str = "infergate.shadow";
-pub const RATELIMIT_ENTRY_RESERVED: &str = "infergate.reserved";
-pub const RATELIMIT_MODE_RESERVE: &str = "reserve";
-pub const RATELIMIT_MODE_SETTLE: &str = "settle";
+// The descriptor entry keys are the rate limit service's wire contract: they live in its crate.
+pub use ratelimit::keys::{
+    LIMIT as RATELIMIT_ENTRY_LIMIT, MODE as RATELIMIT_ENTRY_MODE,
+    MODE_RESERVE as RATELIMIT_MODE_RESERVE, MODE_SETTLE as RATELIMIT_MODE_SETTLE,
+    RESERVED as RATELIMIT_ENTRY_RESERVED, RULE as RATELIMIT_ENTRY_RULE,
+    SHADOW as RATELIMIT_ENTRY_SHADOW, SHADOW_TRUE as RATELIMIT_SHADOW_TRUE,
+};

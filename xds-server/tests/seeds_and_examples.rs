@@ -13,6 +13,21 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// What `infergate run` translates with: the extproc and the rate limit service configured.
+fn run_options() -> Options {
+    Options {
+        extproc: Some(
+            xds_server::cli::extproc_options("127.0.0.1:1063", 32 << 20).expect("extproc"),
+        ),
+        ratelimit: Some(xds_server::translate::RateLimitOptions {
+            endpoints: vec![("127.0.0.1".into(), 8081)],
+            timeout: std::time::Duration::from_millis(200),
+            failure_mode_deny: false,
+        }),
+        ..Options::default()
+    }
+}
+
 #[test]
 fn every_example_folder_loads_without_errors() {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
@@ -23,7 +38,7 @@ fn every_example_folder_loads_without_errors() {
     folders.sort();
     assert!(!folders.is_empty(), "no examples found");
     for folder in folders {
-        let report = xds_server::server::validate(&folder, &Options::default()).expect("load");
+        let report = xds_server::server::validate(&folder, &run_options()).expect("load");
         assert!(
             !report.objects.is_empty(),
             "{} has no objects",

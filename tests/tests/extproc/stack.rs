@@ -2,8 +2,7 @@
 //! xds-server feeding both Envoy and the extprocs over ADS, and a real Envoy.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -320,47 +319,9 @@ impl Stack {
     }
 }
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate is inside the workspace")
-        .to_path_buf()
-}
-
-/// `client.py --base-url <base> --model <model> <scenarios…>`; fails only when the client
-/// itself could not run (a failed scenario is a result with `"ok": false`).
+/// The OpenAI SDK client against `base_url` (see [`infergate_e2e::sdk::openai`]).
 pub async fn sdk(base_url: &str, model: &str, scenarios: &[&str]) -> Result<Vec<Value>> {
-    let python = repo().join(".venv/bin/python");
-    if !python.is_file() {
-        bail!("{} not found: run `make deps`", python.display());
-    }
-    let mut command = tokio::process::Command::new(&python);
-    command
-        .arg(repo().join("tests/py/client.py"))
-        .args(["--base-url", base_url, "--model", model])
-        .args(scenarios)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .context("client.py did not finish in 60 s")??;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let results: Vec<Value> = stdout
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("client.py printed non-JSON:\n{stdout}\n{stderr}"))?;
-    if results.len() != scenarios.len() {
-        bail!(
-            "client.py ran {} of {} scenarios ({}):\n{stdout}\n{stderr}",
-            results.len(),
-            scenarios.len(),
-            output.status
-        );
-    }
-    Ok(results)
+    infergate_e2e::sdk::openai(base_url, model, &[], scenarios).await
 }
 
 /// Every `tracing` line of this test process (xds-server, extproc, ADS), kept to look for

@@ -24,7 +24,7 @@ use super::ir::{DescriptorEntryIr, HitsIr, RateLimitIr, StringMatchIr};
 use crate::keys::{
     AI_GATEWAY_METADATA_NAMESPACE, METADATA_RESERVE_SUFFIX, METADATA_RESERVED_SUFFIX,
     RATELIMIT_ENTRY_LIMIT, RATELIMIT_ENTRY_MODE, RATELIMIT_ENTRY_RESERVED, RATELIMIT_ENTRY_RULE,
-    RATELIMIT_ENTRY_SHADOW, RATELIMIT_MODE_RESERVE, RATELIMIT_MODE_SETTLE,
+    RATELIMIT_ENTRY_SHADOW, RATELIMIT_MODE_RESERVE, RATELIMIT_MODE_SETTLE, RATELIMIT_SHADOW_TRUE,
 };
 use crate::object::{Kind, ObjectKey};
 use crate::status::{Condition, reason};
@@ -301,7 +301,7 @@ fn compile_rule(
         ),
     ];
     if rule.shadow_mode == Some(true) {
-        entries.push(fixed(RATELIMIT_ENTRY_SHADOW, "true"));
+        entries.push(fixed(RATELIMIT_ENTRY_SHADOW, RATELIMIT_SHADOW_TRUE));
     }
     for (i, selector) in rule.client_selectors.iter().enumerate() {
         selector_entries(selector, &mut entries)
