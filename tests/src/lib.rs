@@ -20,6 +20,7 @@ pub mod fake_openai;
 pub mod http;
 pub mod load;
 pub mod ports;
+pub mod ratelimit_stack;
 pub mod redis;
 pub mod sdk;
 pub mod upstream;
