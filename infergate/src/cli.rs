@@ -24,8 +24,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve a folder of YAML locally: starts the xds-server and Envoy, prints the URLs.
-    Run(RunArgs),
+    /// Serve a folder of YAML locally: starts the xds-server, extproc, rate limit service,
+    /// pickers, simulators and Envoy, prints the URLs.
+    Run(Box<RunArgs>),
     /// Load a folder of YAML, print every object's conditions; exit 1 if any has an error.
     Validate {
         dir: PathBuf,
@@ -90,7 +91,7 @@ pub fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Validate { dir, translate } => validate(&dir, &translate),
         Command::Crds => crds(),
     };

@@ -35,8 +35,11 @@ pub struct RateLimits {
     /// By route (HTTPRoute or AIGatewayRoute key).
     routes: BTreeMap<ObjectKey, Vec<RateLimitIr>>,
     /// By Gateway: limits for the whole Gateway or one listener of it (`sectionName`).
-    gateways: BTreeMap<ObjectKey, Vec<(Option<String>, Vec<RateLimitIr>)>>,
+    gateways: BTreeMap<ObjectKey, Vec<ListenerLimits>>,
 }
+
+/// A Gateway's limits: for one listener (`sectionName`) or, with `None`, all of them.
+type ListenerLimits = (Option<String>, Vec<RateLimitIr>);
 
 impl RateLimits {
     /// The descriptors of a route placed on `listener` of `gateway`: a policy on the route
