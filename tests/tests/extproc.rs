@@ -740,10 +740,22 @@ async fn provider_failures_reach_the_client_as_they_happened_and_charge_nothing(
         )
         .await?;
     assert_eq!(chats.len(), 6, "{chats:#?}");
+    // The upstream's 500 settles at 0 (a rate limit reservation is refunded); the cut ones
+    // write nothing.
     let charged: Vec<&Value> = chats
         .iter()
-        .filter(|l| l["costs"].get("llm_total_token").is_some())
+        .filter(|l| l["costs"]["llm_total_token"].as_f64().is_some_and(|t| t > 0.0))
         .collect();
+    let failed: Vec<&Value> = chats
+        .iter()
+        .filter(|l| l["status"] == "500" || l["status"] == 500)
+        .collect();
+    assert_eq!(failed.len(), 1, "{chats:#?}");
+    assert_eq!(
+        failed[0]["costs"]["llm_total_token"].as_f64(),
+        Some(0.0),
+        "the 500 is not charged: {chats:#?}"
+    );
     assert_eq!(
         charged.len(),
         3,
