@@ -7,18 +7,33 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::pipeline::Debounce;
-use crate::server::Config;
+use crate::server::{Config, Source};
+use crate::source::kube::KubeConfig;
 use crate::translate::{ExtprocOptions, Options, RateLimitOptions};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "xds-server",
-    about = "infergate control plane: a folder of YAML → Envoy over ADS"
+    about = "infergate control plane: a folder of YAML or a Kubernetes cluster → Envoy over ADS"
 )]
 pub struct Args {
-    /// Folder of manifests (every *.yaml / *.yml, multi-document, hot-reloaded).
-    #[arg(long, env = "INFERGATE_CONFIG_DIR")]
-    pub config_dir: PathBuf,
+    /// Folder of manifests (every *.yaml / *.yml, multi-document, hot-reloaded). Exactly one of
+    /// --config-dir and --kube.
+    #[arg(
+        long,
+        env = "INFERGATE_CONFIG_DIR",
+        required_unless_present = "kube",
+        conflicts_with = "kube"
+    )]
+    pub config_dir: Option<PathBuf>,
+    /// Watch the Kubernetes API (kubeconfig, or the in-cluster service account) instead of a
+    /// folder.
+    #[arg(long)]
+    pub kube: bool,
+    /// With --kube: watch this namespace only (GatewayClasses are cluster-scoped and always
+    /// watched); every namespace by default.
+    #[arg(long, conflicts_with = "config_dir")]
+    pub namespace: Option<String>,
     /// ADS gRPC address.
     #[arg(long, default_value = "127.0.0.1:18000")]
     pub ads_addr: SocketAddr,
@@ -130,13 +145,47 @@ pub fn host_ports(flag: &str, targets: &str) -> Result<Vec<(String, u16)>, Strin
 }
 
 impl Args {
+    /// The one source of config the flags select.
+    pub fn source(&self) -> Source {
+        match &self.config_dir {
+            Some(dir) if !self.kube => Source::Dir(dir.clone()),
+            _ => Source::Kube(KubeConfig {
+                client: None,
+                namespace: self.namespace.clone(),
+            }),
+        }
+    }
+
     pub fn config(&self) -> Result<Config, String> {
         Ok(Config {
-            dir: self.config_dir.clone(),
+            dir: self.config_dir.clone().unwrap_or_default(),
             ads_addr: self.ads_addr,
             admin_addr: self.admin_addr,
             translate: self.translate.options()?,
             debounce: self.translate.debounce(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn exactly_one_source_is_accepted() {
+        let dir =
+            Args::try_parse_from(["xds-server", "--config-dir", "/etc/infergate"]).expect("dir");
+        assert!(matches!(dir.source(), Source::Dir(_)));
+        let kube =
+            Args::try_parse_from(["xds-server", "--kube", "--namespace", "gw"]).expect("kube");
+        assert!(
+            matches!(kube.source(), Source::Kube(KubeConfig { namespace: Some(ns), .. }) if ns == "gw")
+        );
+        assert!(Args::try_parse_from(["xds-server", "--kube", "--config-dir", "x"]).is_err());
+        assert!(
+            Args::try_parse_from(["xds-server", "--namespace", "gw", "--config-dir", "x"]).is_err()
+        );
     }
 }

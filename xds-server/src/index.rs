@@ -136,6 +136,28 @@ impl Index {
         changed
     }
 
+    /// Makes the index hold exactly `objects` among the objects of `kind` (a source that lists
+    /// one kind at a time, like a Kubernetes watcher after a relist). Objects of other kinds
+    /// are untouched.
+    pub fn sync_kind(&mut self, kind: Kind, objects: Vec<RawObject>) -> bool {
+        let listed: std::collections::BTreeSet<ObjectKey> =
+            objects.iter().map(|o| o.key.clone()).collect();
+        let gone: Vec<ObjectKey> = self
+            .entries
+            .keys()
+            .filter(|k| k.kind == kind && !listed.contains(*k))
+            .cloned()
+            .collect();
+        let mut changed = false;
+        for key in gone {
+            changed |= self.delete(&key);
+        }
+        for raw in objects {
+            changed |= self.apply(raw);
+        }
+        changed
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = xds_server::cli::Args::parse();
     let config = args.config().map_err(anyhow::Error::msg)?;
-    let _running = xds_server::server::start(config)
+    let _running = xds_server::server::start_from(args.source(), config)
         .await
         .context("starting xds-server")?;
     tokio::signal::ctrl_c()

@@ -15,12 +15,22 @@ use crate::admin::{self, AdminState};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, ConfigStore, Debounce, Published};
 use crate::source::dir::{self, DirSource};
+use crate::source::kube::{self as kube_source, KubeConfig};
 use crate::translate::Options;
+
+/// Where config comes from: exactly one source.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A folder of manifests, hot-reloaded.
+    Dir(PathBuf),
+    /// The Kubernetes API.
+    Kube(KubeConfig),
+}
 
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Folder of manifests.
+    /// Folder of manifests ([`start`]); [`start_from`] takes the source separately and ignores it.
     pub dir: PathBuf,
     pub ads_addr: SocketAddr,
     pub admin_addr: SocketAddr,
@@ -49,6 +59,11 @@ pub enum Error {
         #[source]
         source: notify::Error,
     },
+    #[error("connecting to the Kubernetes API (kubeconfig or in-cluster service account)")]
+    KubeClient {
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// A running xds-server. Dropping it stops every task.
@@ -59,7 +74,7 @@ pub struct Running {
     pub proxies: ProxyRegistry,
     pub store: Arc<ConfigStore>,
     tasks: Vec<JoinHandle<()>>,
-    _watcher: notify::RecommendedWatcher,
+    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Drop for Running {
@@ -78,7 +93,13 @@ impl Running {
     }
 }
 
+/// Starts with the folder `config.dir` as the source.
 pub async fn start(config: Config) -> Result<Running, Error> {
+    start_from(Source::Dir(config.dir.clone()), config).await
+}
+
+/// Starts with `source` as the source of config.
+pub async fn start_from(source: Source, config: Config) -> Result<Running, Error> {
     let ads_listener = TcpListener::bind(config.ads_addr)
         .await
         .map_err(|source| Error::Bind {
@@ -103,43 +124,45 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let published = Published::new();
     let store = ConfigStore::new();
 
-    // First load before serving, so the first Envoy to connect gets the folder's config.
-    let mut source = DirSource::new(&config.dir);
-    let view = source.load().map_err(|source| Error::ReadDir {
-        dir: config.dir.clone(),
-        source,
-    })?;
-    store.update_quietly(|index| {
-        let errors = index.set_source_errors(view.errors);
-        index.sync(view.objects) | errors
-    });
-    let (watcher, mut events) = dir::watch(&config.dir).map_err(|source| Error::Watch {
-        dir: config.dir.clone(),
-        source,
-    })?;
-
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(pipeline::run(
-        store.clone(),
-        config.translate.clone(),
-        config.debounce,
-        published.clone(),
-        metrics,
-    )));
-    let reload_store = store.clone();
-    tasks.push(tokio::spawn(async move {
-        while events.recv().await.is_some() {
-            // Coalesce the several events of one save.
-            dir::settle(&mut events, Duration::from_millis(10), Duration::from_millis(100)).await;
-            match source.load() {
-                Ok(view) => reload_store.update(|index| {
-                    let errors = index.set_source_errors(view.errors);
-                    index.sync(view.objects) | errors
-                }),
-                Err(err) => tracing::error!(dir = %source.root().display(), error = %err, "reading config folder; keeping the last config"),
-            }
+    let watcher = match &source {
+        Source::Dir(dir) => {
+            let (watcher, reload) = start_dir(dir, &store)?;
+            tasks.push(reload);
+            tasks.push(tokio::spawn(pipeline::run(
+                store.clone(),
+                config.translate.clone(),
+                config.debounce,
+                published.clone(),
+                metrics,
+            )));
+            Some(watcher)
         }
-    }));
+        Source::Kube(kube_config) => {
+            let client = match &kube_config.client {
+                Some(client) => client.clone(),
+                None => kube::Client::try_default()
+                    .await
+                    .map_err(|source| Error::KubeClient { source })?,
+            };
+            let source = kube_source::spawn(client, kube_config.namespace.clone(), store.clone());
+            tasks.extend(source.tasks);
+            let mut synced = source.synced;
+            let (store, options, debounce, out) = (
+                store.clone(),
+                config.translate.clone(),
+                config.debounce,
+                published.clone(),
+            );
+            // The first translation waits for every kind's initial list: one complete push.
+            tasks.push(tokio::spawn(async move {
+                if synced.wait_for(|s| *s).await.is_ok() {
+                    pipeline::run(store, options, debounce, out, metrics).await;
+                }
+            }));
+            None
+        }
+    };
     let ads = AdsServer::new(published.snapshots.subscribe(), proxies.clone()).into_service();
     tasks.push(tokio::spawn(async move {
         let incoming = nodelay(ads_listener);
@@ -162,7 +185,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             tracing::error!(error = %err, "admin server stopped");
         }
     }));
-    tracing::info!(%ads_addr, %admin_addr, dir = %config.dir.display(), "xds-server started");
+    tracing::info!(%ads_addr, %admin_addr, ?source, "xds-server started");
     Ok(Running {
         ads_addr,
         admin_addr,
@@ -172,6 +195,49 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         tasks,
         _watcher: watcher,
     })
+}
+
+/// Loads the folder once (before serving, so the first Envoy gets its config) and starts
+/// the task that reloads it on change.
+fn start_dir(
+    dir: &std::path::Path,
+    store: &Arc<ConfigStore>,
+) -> Result<(notify::RecommendedWatcher, JoinHandle<()>), Error> {
+    let mut source = DirSource::new(dir);
+    let view = source.load().map_err(|source| Error::ReadDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    store.update_quietly(|index| {
+        let errors = index.set_source_errors(view.errors);
+        index.sync(view.objects) | errors
+    });
+    let (watcher, mut events) = dir::watch(dir).map_err(|source| Error::Watch {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let reload_store = store.clone();
+    let reload = tokio::spawn(async move {
+        while events.recv().await.is_some() {
+            // Coalesce the several events of one save.
+            dir::settle(
+                &mut events,
+                Duration::from_millis(10),
+                Duration::from_millis(100),
+            )
+            .await;
+            match source.load() {
+                Ok(view) => reload_store.update(|index| {
+                    let errors = index.set_source_errors(view.errors);
+                    index.sync(view.objects) | errors
+                }),
+                Err(err) => {
+                    tracing::error!(dir = %source.root().display(), error = %err, "reading config folder; keeping the last config")
+                }
+            }
+        }
+    });
+    Ok((watcher, reload))
 }
 
 fn local_addr(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {

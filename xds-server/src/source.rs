@@ -1,10 +1,11 @@
 //! Configuration sources. A source turns the outside world into [`RawObject`]s and calls the
-//! index's `apply` / `delete`; it knows nothing of Envoy. The directory source lives here; the
-//! Kubernetes source (a later addition) plugs into the same [`crate::index::Index`] calls.
+//! index's `apply` / `delete`; it knows nothing of Envoy. The directory source (`dir`) and the
+//! Kubernetes source (`kube`) make the same [`crate::index::Index`] calls.
 
 pub mod dir;
 pub mod document;
 pub mod env;
+pub mod kube;
 
 use std::fmt;
 

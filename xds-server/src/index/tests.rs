@@ -109,3 +109,27 @@ fn status_fields_written_by_controllers_are_not_unknown_fields() {
         index.snapshot().invalid
     );
 }
+
+#[test]
+fn syncing_one_kind_deletes_its_unlisted_objects_and_leaves_other_kinds() {
+    let mut index = Index::new();
+    index.apply(backend("a", 1));
+    index.apply(backend("b", 1));
+    let mut secret = backend("s", 1);
+    secret.key = ObjectKey::new(Kind::Secret, "default", "s");
+    secret.value = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}});
+    index.apply(secret);
+    assert!(index.sync_kind(Kind::Backend, vec![backend("b", 1)]));
+    let snap = index.snapshot();
+    assert_eq!(
+        snap.backends()
+            .map(|(k, _)| k.name.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert!(snap.secret("default", "s").is_some());
+    assert!(
+        !index.sync_kind(Kind::Backend, vec![backend("b", 1)]),
+        "no change"
+    );
+}

@@ -1,0 +1,352 @@
+//! The Kubernetes source against a scripted API server (tests/kube/fake_api.rs): objects
+//! arriving, changing and disappearing change the translation; a Secret rotation changes the
+//! extproc's credential; expired or failed watches relist or retry without losing config; and
+//! the seed documents translate exactly as through the directory source.
+
+#[path = "kube/fake_api.rs"]
+mod fake_api;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_api::FakeApi;
+use serde_json::json;
+use xds_server::pipeline::Debounce;
+use xds_server::server::{self, Config, Running, Source};
+use xds_server::source::kube::KubeConfig;
+use xds_server::translate::{Options, Translation};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// What `infergate run` translates with: the extproc and the rate limit service configured.
+fn run_options() -> Options {
+    Options {
+        extproc: Some(
+            xds_server::cli::extproc_options("127.0.0.1:1063", 32 << 20).expect("extproc"),
+        ),
+        ratelimit: Some(xds_server::translate::RateLimitOptions {
+            endpoints: vec![("127.0.0.1".into(), 8081)],
+            timeout: Duration::from_millis(200),
+            failure_mode_deny: false,
+        }),
+        ..Options::default()
+    }
+}
+
+async fn start(fake: &FakeApi, namespace: Option<&str>, options: Options) -> Running {
+    let source = Source::Kube(KubeConfig {
+        client: Some(fake.client()),
+        namespace: namespace.map(str::to_string),
+    });
+    let config = Config {
+        dir: PathBuf::new(),
+        ads_addr: "127.0.0.1:0".parse().expect("addr"),
+        admin_addr: "127.0.0.1:0".parse().expect("addr"),
+        translate: options,
+        debounce: Debounce {
+            quiet: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        },
+    };
+    let running = server::start_from(source, config).await.expect("start");
+    tokio::time::timeout(Duration::from_secs(10), running.ready())
+        .await
+        .expect("initial sync within 10s");
+    running
+}
+
+/// Waits until the published translation satisfies `check`.
+async fn wait_for(
+    running: &Running,
+    what: &str,
+    check: impl Fn(&Translation) -> bool,
+) -> Arc<Translation> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let translation = running.published.translation.load_full();
+        if check(&translation) {
+            return translation;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn cluster_names(t: &Translation) -> Vec<String> {
+    t.all.clusters.iter().map(|c| c.name.clone()).collect()
+}
+
+fn endpoints(t: &Translation) -> String {
+    format!("{:?}", t.all.endpoints)
+}
+
+const GATEWAY: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: infergate}
+spec: {controllerName: infergate.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: infergate
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+"#;
+
+fn route(name: &str, backend: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"parentRefs": [{"name": "gw"}],
+                 "rules": [{"backendRefs": [{"group": "gateway.envoyproxy.io", "kind": "Backend", "name": backend}]}]},
+    })
+}
+
+fn backend(name: &str, namespace: &str, port: u16) -> serde_json::Value {
+    json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "Backend",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"endpoints": [{"ip": {"address": "127.0.0.7", "port": port}}]},
+    })
+}
+
+#[tokio::test]
+async fn objects_arriving_changing_and_disappearing_change_the_translation() {
+    let fake = FakeApi::start().await;
+    fake.apply_yaml(GATEWAY);
+    fake.apply(route("r", "b"));
+    fake.apply(backend("b", "default", 9001));
+    // Outside the watched namespace: never seen.
+    fake.apply(backend("elsewhere", "other", 9009));
+    let running = start(&fake, Some("default"), Options::default()).await;
+    let first = running.published.translation.load_full();
+    assert!(
+        endpoints(&first).contains("9001"),
+        "{}\n{:#?}",
+        endpoints(&first),
+        first.status.lines()
+    );
+    assert!(
+        !endpoints(&first).contains("9009"),
+        "other namespace ignored"
+    );
+    assert!(!first.status.objects.keys().any(|k| k.namespace == "other"));
+
+    fake.apply(backend("b", "default", 9002));
+    wait_for(&running, "the changed port", |t| {
+        endpoints(t).contains("9002")
+    })
+    .await;
+
+    fake.apply(route("r2", "b2"));
+    fake.apply(backend("b2", "default", 9003));
+    let both = wait_for(&running, "the second route's backend", |t| {
+        endpoints(t).contains("9003")
+    })
+    .await;
+    let clusters = cluster_names(&both);
+
+    fake.delete("gateway.networking.k8s.io/v1", "HTTPRoute", "default", "r2");
+    fake.delete("gateway.envoyproxy.io/v1alpha1", "Backend", "default", "b2");
+    let after = wait_for(&running, "the deleted route's cluster to go", |t| {
+        cluster_names(t).len() < clusters.len()
+    })
+    .await;
+    assert!(!endpoints(&after).contains("9003"));
+    assert!(endpoints(&after).contains("9002"), "the other route stays");
+}
+
+#[tokio::test]
+async fn an_invalid_update_keeps_serving_the_last_good_version_like_a_folder() {
+    let fake = FakeApi::start().await;
+    fake.apply_yaml(GATEWAY);
+    fake.apply(route("r", "b"));
+    fake.apply(backend("b", "default", 9001));
+    let running = start(&fake, None, Options::default()).await;
+    let mut typo = backend("b", "default", 9005);
+    typo["spec"]["endpoints"][0]["ip"]["prot"] = json!(1);
+    fake.apply(typo);
+    let t = wait_for(&running, "the rejected update's condition", |t| {
+        t.status.lines().iter().any(|l| l.contains("unknown field"))
+    })
+    .await;
+    assert!(endpoints(&t).contains("9001"), "last good version serves");
+    assert!(!endpoints(&t).contains("9005"));
+}
+
+fn credential(t: &Translation) -> Option<String> {
+    let config = t.extproc.as_ref()?;
+    config.backends.iter().find_map(|b| {
+        let extproc::config::CredentialConfig::ApiKey { key } = b.credential.as_ref()?;
+        Some(key.clone())
+    })
+}
+
+#[tokio::test]
+async fn a_secret_rotation_changes_the_extproc_credential_without_restart() {
+    let fake = FakeApi::start().await;
+    let text =
+        std::fs::read_to_string(repo().join("xds-server/testdata/in/extproc-mixed-listener.yaml"))
+            .expect("case");
+    fake.apply_yaml(&text);
+    // As the API server stores it: base64 `data`, not `stringData`.
+    let secret = |key: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+               "metadata": {"name": "openai-key", "namespace": "default"},
+               "data": {"apiKey": base64(key.as_bytes())}})
+    };
+    fake.apply(secret("sk-first"));
+    let running = start(&fake, None, run_options()).await;
+    let first = running.published.translation.load_full();
+    assert_eq!(credential(&first).as_deref(), Some("sk-first"));
+
+    fake.apply(secret("sk-rotated"));
+    wait_for(&running, "the rotated key", |t| {
+        credential(t).as_deref() == Some("sk-rotated")
+    })
+    .await;
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_expired_watch_relists_without_losing_config() {
+    let fake = FakeApi::start().await;
+    fake.apply_yaml(GATEWAY);
+    fake.apply(route("r", "b"));
+    fake.apply(backend("b", "default", 9001));
+    fake.apply(route("r2", "b2"));
+    fake.apply(backend("b2", "default", 9002));
+    let running = start(&fake, None, Options::default()).await;
+    let lists = fake.lists();
+
+    // Every translation published from now on must still serve route r.
+    let mut snapshots = running.published.snapshots.subscribe();
+    let published = running.published.clone();
+    let watcher = tokio::spawn(async move {
+        let mut seen = 0;
+        while snapshots.changed().await.is_ok() {
+            let t = published.translation.load_full();
+            assert!(
+                endpoints(&t).contains("9001"),
+                "config lost during relist: {}",
+                endpoints(&t)
+            );
+            seen += 1;
+        }
+        seen
+    });
+
+    fake.expire();
+    // Deleted while nobody watches: only the relist can tell.
+    fake.delete("gateway.networking.k8s.io/v1", "HTTPRoute", "default", "r2");
+    fake.delete("gateway.envoyproxy.io/v1alpha1", "Backend", "default", "b2");
+    wait_for(&running, "the relist to drop b2", |t| {
+        !endpoints(t).contains("9002")
+    })
+    .await;
+    assert!(fake.lists() > lists, "relisted");
+
+    // A watch that ends, and watch starts that fail, are retried; changes still arrive.
+    fake.fail_watches(2);
+    fake.end_watches();
+    fake.apply(route("r3", "b3"));
+    fake.apply(backend("b3", "default", 9003));
+    wait_for(&running, "changes after failed watches", |t| {
+        endpoints(t).contains("9003")
+    })
+    .await;
+
+    drop(running);
+    let _ = tokio::time::timeout(Duration::from_secs(1), watcher).await;
+}
+
+/// Listeners, routes, clusters, endpoints and the extproc config, without per-object status
+/// (whose origins name files in one case and nothing in the other).
+fn config_of(t: &Translation) -> String {
+    format!(
+        "{:#?}\n{:#?}\n{:#?}\n{:#?}",
+        t.all, t.by_gateway, t.served_ports, t.extproc
+    )
+}
+
+fn conditions_of(t: &Translation) -> Vec<String> {
+    t.status
+        .objects
+        .iter()
+        .map(|(key, s)| format!("{key}: {:?}", s.conditions))
+        .collect()
+}
+
+#[tokio::test]
+async fn seed_documents_translate_the_same_through_kubernetes_as_through_a_folder() {
+    let seeds = repo().join("crds/testdata/seeds");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&seeds)
+        .expect("seeds")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("seed");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("seed.yaml"), &text).expect("copy");
+        let view = xds_server::source::dir::DirSource::new(dir.path())
+            .load()
+            .expect("load");
+        let mut index = xds_server::index::Index::new();
+        index.sync(view.objects);
+        let from_dir = xds_server::translate::translate(&index.snapshot(), &run_options());
+
+        let fake = FakeApi::start().await;
+        fake.apply_yaml(&text);
+        let running = start(&fake, None, run_options()).await;
+        let from_kube = running.published.translation.load_full();
+        assert!(
+            !from_dir.status.objects.is_empty(),
+            "{} has objects",
+            file.display()
+        );
+        assert_eq!(
+            config_of(&from_kube),
+            config_of(&from_dir),
+            "{}",
+            file.display()
+        );
+        assert_eq!(
+            conditions_of(&from_kube),
+            conditions_of(&from_dir),
+            "{}",
+            file.display()
+        );
+    }
+}
