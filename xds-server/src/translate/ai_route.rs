@@ -96,6 +96,7 @@ fn translate_rule(
                 )
             }),
             group: r.group.as_deref().unwrap_or(pool::POOL_GROUP),
+            weight: u32::try_from(r.weight()).unwrap_or(0),
         })
         .collect();
     let pool_timeout = Some(timeout.unwrap_or(Duration::from_secs(DEFAULT_AI_ROUTE_TIMEOUT_SECS)));
@@ -113,8 +114,8 @@ fn translate_rule(
         sink,
     ) {
         RuleOutcome::NoPool => {}
-        RuleOutcome::Forward { action, epp } => {
-            push_matches(key, i, rule, action, Some(epp), model);
+        RuleOutcome::Forward { action, epps } => {
+            push_matches(key, i, rule, action, epps, model);
             return true;
         }
         RuleOutcome::Invalid { resolved } => {
@@ -122,7 +123,7 @@ fn translate_rule(
                 status: 500,
                 body: no_backend_body(),
             };
-            push_matches(key, i, rule, action, None, model);
+            push_matches(key, i, rule, action, BTreeMap::new(), model);
             return resolved;
         }
     }
@@ -233,7 +234,7 @@ fn translate_rule(
             failover_retries: backends.saturating_sub(1).min(MAX_FAILOVER_RETRIES),
         })
     };
-    push_matches(key, i, rule, action, None, model);
+    push_matches(key, i, rule, action, BTreeMap::new(), model);
     all_ok
 }
 
@@ -243,7 +244,7 @@ fn push_matches(
     i: usize,
     rule: &AIGatewayRouteRule,
     action: ActionIr,
-    epp: Option<String>,
+    epps: BTreeMap<String, String>,
     model: &mut RouteModel,
 ) {
     let matches = if rule.matches.is_empty() {
@@ -273,7 +274,7 @@ fn push_matches(
             action: action.clone(),
             metadata: BTreeMap::new(),
             extproc_disabled: false,
-            epp: epp.clone(),
+            epps: epps.clone(),
             epp_disabled: Vec::new(),
             rate_limits: Vec::new(),
         });

@@ -146,7 +146,7 @@ pub fn assemble(
         // Every InferencePool's picker a route of this port sends to; each is on only there.
         let listener_epps: Vec<EppIr> = vhosts
             .values()
-            .flat_map(|(entries, _)| entries.iter().filter_map(|(_, r)| r.epp.as_ref()))
+            .flat_map(|(entries, _)| entries.iter().flat_map(|(_, r)| r.epps.values()))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .filter_map(|filter| epps.get(filter).cloned())
@@ -165,12 +165,12 @@ pub fn assemble(
                 for route in &mut routes {
                     route.epp_disabled = listener_epps
                         .iter()
-                        .filter(|e| route.epp.as_ref() != Some(&e.filter))
+                        .filter(|e| !route.epps.values().any(|f| *f == e.filter))
                         .map(|e| e.filter.clone())
                         .collect();
                 }
                 // Pickers buffer whole prompts too.
-                let pool_routes = routes.iter().any(|r| r.epp.is_some());
+                let pool_routes = routes.iter().any(|r| !r.epps.is_empty());
                 let body_limit = extproc
                     .as_ref()
                     .filter(|_| ai || pool_routes)
@@ -283,7 +283,7 @@ fn unknown_model_route(listener: &str) -> RouteIr {
         },
         metadata: BTreeMap::new(),
         extproc_disabled: false,
-        epp: None,
+        epps: BTreeMap::new(),
         epp_disabled: Vec::new(),
         rate_limits: Vec::new(),
     }

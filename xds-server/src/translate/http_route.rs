@@ -115,6 +115,7 @@ fn translate_rule(
                 )
             }),
             group: r.group.as_deref().unwrap_or(""),
+            weight: u32::try_from(r.weight.unwrap_or(1)).unwrap_or(0),
         })
         .collect();
     let sink = RuleSink {
@@ -131,12 +132,12 @@ fn translate_rule(
         sink,
     ) {
         RuleOutcome::NoPool => {}
-        RuleOutcome::Forward { action, epp } => {
-            push_matches(key, i, rule, action, Some(epp), model);
+        RuleOutcome::Forward { action, epps } => {
+            push_matches(key, i, rule, action, epps, model);
             return true;
         }
         RuleOutcome::Invalid { resolved } => {
-            push_matches(key, i, rule, no_backend(), None, model);
+            push_matches(key, i, rule, no_backend(), BTreeMap::new(), model);
             return resolved;
         }
     }
@@ -180,7 +181,7 @@ fn translate_rule(
             failover_retries: 0,
         })
     };
-    push_matches(key, i, rule, action, None, model);
+    push_matches(key, i, rule, action, BTreeMap::new(), model);
     all_ok
 }
 
@@ -198,7 +199,7 @@ fn push_matches(
     i: usize,
     rule: &HttpRouteRules,
     action: ActionIr,
-    epp: Option<String>,
+    epps: BTreeMap<String, String>,
     model: &mut RouteModel,
 ) {
     let matches = rule.matches.clone().unwrap_or_default();
@@ -214,7 +215,7 @@ fn push_matches(
             action: action.clone(),
             metadata: BTreeMap::new(),
             extproc_disabled: false,
-            epp: epp.clone(),
+            epps: epps.clone(),
             epp_disabled: Vec::new(),
             rate_limits: Vec::new(),
         });

@@ -141,10 +141,12 @@ pub struct RouteIr {
     pub metadata: BTreeMap<String, BTreeMap<String, String>>,
     /// The router-leg ext_proc is turned off on this route (an HTTPRoute on an AI listener).
     pub extproc_disabled: bool,
-    /// Filter name of the endpoint picker of the InferencePool this route sends to.
-    pub epp: Option<String>,
-    /// Endpoint-picker filters of the listener turned off on this route (every one but
-    /// [`RouteIr::epp`]; set when the route is placed on a listener).
+    /// The endpoint-picker filter of each InferencePool cluster this route sends to (pool
+    /// cluster → filter name). With two pools or more (a weighted split), each weighted cluster
+    /// turns the other pools' pickers off, so only the picker of the pool it sends to runs.
+    pub epps: BTreeMap<String, String>,
+    /// Endpoint-picker filters of the listener turned off on this route (every one not in
+    /// [`RouteIr::epps`]; set when the route is placed on a listener).
     pub epp_disabled: Vec<String>,
     /// Rate limit descriptors of the policies that apply here (set when the route is placed on
     /// a listener).

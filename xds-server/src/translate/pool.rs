@@ -1,5 +1,6 @@
-//! InferencePool backendRefs (DESIGN.md §5): a rule whose one backendRef is an InferencePool
-//! sends to the endpoint its pool's endpoint picker (EPP) chooses.
+//! InferencePool backendRefs (DESIGN.md §5): a rule whose backendRefs are InferencePools sends
+//! to the endpoint its pool's endpoint picker (EPP) chooses; with several pools, each takes its
+//! weight's share and only its own picker runs on it (per weighted cluster filter overrides).
 //!
 //! Per pool:
 //! - an ext_proc filter `infergate.epp/<ns>/<pool>` on the listeners of the routes that use it,
@@ -394,14 +395,20 @@ pub(crate) struct RuleRef<'a> {
     pub pool: Option<(&'a str, &'a str)>,
     /// Group and kind as written, for refs that name InferencePool under another group.
     pub group: &'a str,
+    /// The backendRef's weight (default applied).
+    pub weight: u32,
 }
 
 /// What a rule with an InferencePool backendRef becomes.
 pub(crate) enum RuleOutcome {
     /// No InferencePool among the backendRefs: translate the rule as usual.
     NoPool,
-    /// Forward to the pool: the action, clusters and endpoints are in the route model.
-    Forward { action: ActionIr, epp: String },
+    /// Forward to the pools: the action, clusters and endpoints are in the route model; `epps`
+    /// maps each pool cluster of the action to its picker's filter.
+    Forward {
+        action: ActionIr,
+        epps: BTreeMap<String, String>,
+    },
     /// The rule answers 500; `resolved` says whether its references resolved (the condition is
     /// already pushed).
     Invalid { resolved: bool },
@@ -413,9 +420,10 @@ pub(crate) struct RuleSink<'m> {
     pub endpoints: &'m mut Vec<EndpointsIr>,
 }
 
-/// Translates a rule whose backendRefs include an InferencePool: it must be the rule's only
-/// backendRef (the picker chooses among the pool's Pods; a weighted split with other backends
-/// would bypass it).
+/// Translates a rule whose backendRefs include an InferencePool. Every backendRef must then be
+/// an InferencePool (a weighted split with a Service or AIServiceBackend would bypass the
+/// picker); several pools split by weight, each request picked by the picker of the pool its
+/// share went to.
 pub(crate) fn translate_rule(
     cx: &mut Cx<'_>,
     route: &ObjectKey,
@@ -425,19 +433,14 @@ pub(crate) fn translate_rule(
     (timeout, per_try_timeout): (Option<Duration>, Option<Duration>),
     sink: RuleSink<'_>,
 ) -> RuleOutcome {
-    let pools: Vec<(usize, (&str, &str))> = refs
-        .iter()
-        .enumerate()
-        .filter_map(|(j, r)| r.pool.map(|p| (j, p)))
-        .collect();
-    let Some(&(j, (namespace, name))) = pools.first() else {
+    let pools = refs.iter().filter(|r| r.pool.is_some()).count();
+    if pools == 0 {
         return RuleOutcome::NoPool;
-    };
-    if refs.len() > 1 {
+    }
+    if pools < refs.len() {
         let message = format!(
-            "a rule that sends to an InferencePool must have it as its only backendRef; this one has {} backendRefs, {} of them InferencePool(s); the rule answers 500",
+            "a rule that sends to an InferencePool must have only InferencePool backendRefs; this one has {} backendRefs, {pools} of them InferencePool(s); the rule answers 500",
             refs.len(),
-            pools.len()
         );
         cx.status.push(
             route,
@@ -445,43 +448,71 @@ pub(crate) fn translate_rule(
         );
         return RuleOutcome::Invalid { resolved: true };
     }
-    let ref_scope = format!("{scope} backendRef {j}");
-    if refs[j].group != POOL_GROUP {
-        let message = format!(
-            "InferencePool group {:?} is not supported; use {POOL_GROUP} (InferencePool v1)",
-            refs[j].group
-        );
-        cx.status.push(
-            route,
-            Condition::fail(reason::RESOLVED_REFS, reason::INVALID_KIND, message).scoped(ref_scope),
-        );
-        return RuleOutcome::Invalid { resolved: false };
-    }
-    match resolve(cx, from, namespace, name) {
-        Ok(served) => {
-            let cluster = served.clusters[0].name.clone();
-            let epp = served.epp.filter.clone();
-            cx.epps.insert(epp.clone(), served.epp);
-            sink.clusters.extend(served.clusters);
-            sink.endpoints.extend(served.endpoints);
-            RuleOutcome::Forward {
-                action: ActionIr::Forward(ForwardIr {
-                    clusters: vec![(cluster, 1)],
-                    invalid_weight: 0,
-                    timeout,
-                    per_try_timeout,
-                    failover_retries: 0,
-                }),
-                epp,
-            }
-        }
-        Err((why, message)) => {
+    let mut served = Vec::new();
+    let mut resolved = true;
+    for (j, r) in refs.iter().enumerate() {
+        let Some((namespace, name)) = r.pool else {
+            continue;
+        };
+        let ref_scope = format!("{scope} backendRef {j}");
+        if r.group != POOL_GROUP {
+            let message = format!(
+                "InferencePool group {:?} is not supported; use {POOL_GROUP} (InferencePool v1)",
+                r.group
+            );
             cx.status.push(
                 route,
-                Condition::fail(reason::RESOLVED_REFS, why, message).scoped(ref_scope),
+                Condition::fail(reason::RESOLVED_REFS, reason::INVALID_KIND, message)
+                    .scoped(ref_scope),
             );
-            RuleOutcome::Invalid { resolved: false }
+            resolved = false;
+            continue;
         }
+        match resolve(cx, from, namespace, name) {
+            Ok(pool) => served.push((pool, r.weight)),
+            Err((why, message)) => {
+                cx.status.push(
+                    route,
+                    Condition::fail(reason::RESOLVED_REFS, why, message).scoped(ref_scope),
+                );
+                resolved = false;
+            }
+        }
+    }
+    if !resolved {
+        return RuleOutcome::Invalid { resolved: false };
+    }
+    // The same pool twice is one cluster with the summed weight.
+    let mut clusters: Vec<(String, u32)> = Vec::new();
+    let mut epps = BTreeMap::new();
+    for (pool, weight) in served {
+        let cluster = pool.clusters[0].name.clone();
+        match clusters.iter_mut().find(|(c, _)| *c == cluster) {
+            Some((_, w)) => *w = w.saturating_add(weight),
+            None => {
+                clusters.push((cluster.clone(), weight));
+                epps.insert(cluster, pool.epp.filter.clone());
+                cx.epps.insert(pool.epp.filter.clone(), pool.epp);
+                sink.clusters.extend(pool.clusters);
+                sink.endpoints.extend(pool.endpoints);
+            }
+        }
+    }
+    // Weight 0 takes no share; no share at all answers 500, as for other backends.
+    clusters.retain(|(_, w)| *w > 0);
+    epps.retain(|cluster, _| clusters.iter().any(|(c, _)| c == cluster));
+    if clusters.is_empty() {
+        return RuleOutcome::Invalid { resolved: true };
+    }
+    RuleOutcome::Forward {
+        action: ActionIr::Forward(ForwardIr {
+            clusters,
+            invalid_weight: 0,
+            timeout,
+            per_try_timeout,
+            failover_retries: 0,
+        }),
+        epps,
     }
 }
 

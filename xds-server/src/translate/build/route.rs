@@ -1,5 +1,7 @@
 //! RouteConfiguration: virtual hosts, matches, weighted clusters, failover retries.
 
+use std::collections::BTreeMap;
+
 use envoy_types::pb::envoy::config::core::v3::DataSource;
 use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 use envoy_types::pb::envoy::config::route::v3::{
@@ -54,7 +56,7 @@ pub fn route(ir: &RouteIr) -> Route {
     Route {
         name: ir.name.clone(),
         r#match: Some(route_match(&ir.matcher)),
-        action: Some(action(&ir.action)),
+        action: Some(action(&ir.action, &ir.epps)),
         metadata: metadata(&ir.metadata),
         // The router leg off on HTTPRoutes of an AI listener; each InferencePool's picker off
         // on every route but its pool's.
@@ -129,9 +131,9 @@ fn string_matcher(ir: &StringMatchIr) -> StringMatcher {
     }
 }
 
-fn action(ir: &ActionIr) -> Action {
+fn action(ir: &ActionIr, epps: &BTreeMap<String, String>) -> Action {
     match ir {
-        ActionIr::Forward(forward) => Action::Route(route_action(forward)),
+        ActionIr::Forward(forward) => Action::Route(route_action(forward, epps)),
         ActionIr::Respond { status, body } => Action::DirectResponse(DirectResponseAction {
             status: *status,
             body: Some(DataSource {
@@ -143,7 +145,8 @@ fn action(ir: &ActionIr) -> Action {
     }
 }
 
-fn route_action(ir: &ForwardIr) -> RouteAction {
+/// `epps`: the picker filter of each InferencePool cluster (see [`RouteIr::epps`]).
+fn route_action(ir: &ForwardIr, epps: &BTreeMap<String, String>) -> RouteAction {
     let single = ir.clusters.len() == 1 && ir.invalid_weight == 0;
     let cluster_specifier = if single {
         ClusterSpecifier::Cluster(ir.clusters[0].0.clone())
@@ -151,7 +154,18 @@ fn route_action(ir: &ForwardIr) -> RouteAction {
         let mut clusters: Vec<ClusterWeight> = ir
             .clusters
             .iter()
-            .map(|(name, weight)| cluster_weight(name, *weight))
+            .map(|(name, weight)| {
+                let mut cluster = cluster_weight(name, *weight);
+                // Several pools: each share runs only its own pool's picker.
+                if epps.len() > 1 {
+                    cluster.typed_per_filter_config = epps
+                        .iter()
+                        .filter(|(pool_cluster, _)| *pool_cluster != name)
+                        .map(|(_, filter)| (filter.clone(), super::extproc::disabled_on_route()))
+                        .collect();
+                }
+                cluster
+            })
             .collect();
         if ir.invalid_weight > 0 {
             clusters.push(cluster_weight(INVALID_BACKEND_CLUSTER, ir.invalid_weight));
