@@ -3,7 +3,7 @@
 #   make test    install test tools, build everything, run every test tier
 #   make run     run the quickstart example (xds-server + Envoy + services)
 #   make gen     regenerate committed artifacts (CRD manifests, goldens, bootstrap)
-#   make bench   benchmarks (control plane, rate limits, data plane); they print figures
+#   make bench   benchmarks (control plane, rate limits, endpoint picking, data plane); they print figures
 #   make lint    rustfmt --check + clippy -D warnings
 #   make images  container images (needs a Docker engine)
 #   make envoy   install Envoy (and the other test tools) into .venv only
@@ -55,6 +55,7 @@ bench: deps
 	$(CARGO) run --release -p xds-server --example bench
 	$(CARGO) run --release -p ratelimit --example bench
 	$(CARGO) run --release -p infergate-e2e --example ratelimit_bench
+	$(CARGO) run --release -p epp --example routing_bench
 	bash bench/peers.sh
 
 # Container images of every binary (skipped with a message when no Docker engine is reachable).
