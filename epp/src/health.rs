@@ -2,10 +2,13 @@
 //!
 //! | service | SERVING when |
 //! |---|---|
-//! | `""`, `liveness` | the process answers |
-//! | `readiness`, `inference-extension`, `envoy.service.ext_proc.v3.ExternalProcessor` | the pool has endpoints and at least one was scraped successfully |
+//! | `""`, `liveness`, `inference-extension` | the process answers with its pool configured |
+//! | `readiness`, `envoy.service.ext_proc.v3.ExternalProcessor` | the pool has endpoints and at least one was scraped successfully |
 //!
 //! Readiness follows the datastore: it drops back to NOT_SERVING when the pool empties.
+//! `inference-extension` does not: the seed manifests (and the Inference Extension's own) use it
+//! for the liveness probe, and a picker whose pool is scaled to zero must not be restarted in a
+//! loop; while the pool is empty it answers requests with 503 (no ready endpoints).
 
 use std::sync::Arc;
 
@@ -16,15 +19,15 @@ use crate::datastore::Datastore;
 use crate::keys;
 
 /// Services that follow readiness.
-pub const READINESS_SERVICES: &[&str] = &[
-    keys::HEALTH_READINESS,
-    keys::HEALTH_INFERENCE_EXTENSION,
-    keys::HEALTH_EXT_PROC,
-];
+pub const READINESS_SERVICES: &[&str] = &[keys::HEALTH_READINESS, keys::HEALTH_EXT_PROC];
+
+/// Services that are SERVING while the process runs.
+pub const LIVENESS_SERVICES: &[&str] =
+    &["", keys::HEALTH_LIVENESS, keys::HEALTH_INFERENCE_EXTENSION];
 
 /// Keeps the reporter in step with the datastore until the task is aborted.
 pub async fn run(datastore: Arc<Datastore>, reporter: HealthReporter) {
-    for service in ["", keys::HEALTH_LIVENESS] {
+    for service in LIVENESS_SERVICES {
         reporter
             .set_service_status(service, ServingStatus::Serving)
             .await;

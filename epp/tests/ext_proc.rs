@@ -522,26 +522,22 @@ async fn health_reports_readiness_once_pods_are_scraped() {
         .await
         .unwrap_or_else(|_| panic!("{service} never became {want:?}"));
     };
-    wait_status("liveness", ServingStatus::Serving).await;
-    for service in [
-        "readiness",
-        "inference-extension",
-        "envoy.service.ext_proc.v3.ExternalProcessor",
-    ] {
+    // The seeds' liveness probe asks `inference-extension`: serving while the pool is empty.
+    for service in ["liveness", "inference-extension"] {
+        wait_status(service, ServingStatus::Serving).await;
+    }
+    for service in ["readiness", "envoy.service.ext_proc.v3.ExternalProcessor"] {
         wait_status(service, ServingStatus::NotServing).await;
     }
     running.datastore().set_pods(vec![pods[0].pod()]);
-    for service in [
-        "readiness",
-        "inference-extension",
-        "envoy.service.ext_proc.v3.ExternalProcessor",
-    ] {
+    for service in ["readiness", "envoy.service.ext_proc.v3.ExternalProcessor"] {
         wait_status(service, ServingStatus::Serving).await;
     }
     // An emptied pool is not ready again; liveness does not care.
     running.datastore().set_pods(Vec::new());
     wait_status("readiness", ServingStatus::NotServing).await;
     wait_status("liveness", ServingStatus::Serving).await;
+    wait_status("inference-extension", ServingStatus::Serving).await;
 }
 
 #[tokio::test]
