@@ -83,6 +83,8 @@ pub struct Published {
     pub snapshots: watch::Sender<Arc<SnapshotSet>>,
     /// Set after the first translation.
     pub ready: watch::Sender<bool>,
+    /// Bumped after each translation's status is stored (the status writer waits on it).
+    pub status_version: watch::Sender<u64>,
 }
 
 impl Published {
@@ -92,6 +94,7 @@ impl Published {
             translation: ArcSwap::from_pointee(Translation::default()),
             snapshots: watch::channel(Arc::new(SnapshotSet::default())).0,
             ready: watch::channel(false).0,
+            status_version: watch::channel(0).0,
         })
     }
 }
@@ -128,6 +131,7 @@ pub fn translate_once(
     out.snapshots.send_replace(Arc::new(set));
     out.status.store(Arc::new(translation.status.clone()));
     out.translation.store(Arc::new(translation));
+    out.status_version.send_modify(|v| *v += 1);
     out.ready.send_replace(true);
 }
 

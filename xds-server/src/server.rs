@@ -145,7 +145,14 @@ pub async fn start_from(source: Source, config: Config) -> Result<Running, Error
                     .await
                     .map_err(|source| Error::KubeClient { source })?,
             };
-            let source = kube_source::spawn(client, kube_config.namespace.clone(), store.clone());
+            let source =
+                kube_source::spawn(client.clone(), kube_config.namespace.clone(), store.clone());
+            // Without leader election every replica writes (the same) status.
+            tasks.push(kube_source::spawn_status_writer(
+                client,
+                published.clone(),
+                None,
+            ));
             tasks.extend(source.tasks);
             let mut synced = source.synced;
             let (store, options, debounce, out) = (

@@ -350,3 +350,121 @@ async fn seed_documents_translate_the_same_through_kubernetes_as_through_a_folde
         );
     }
 }
+
+fn status_patches(fake: &FakeApi, suffix: &str) -> Vec<fake_api::Recorded> {
+    fake.recorded()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with(suffix))
+        .collect()
+}
+
+async fn wait_for_patch(fake: &FakeApi, suffix: &str) -> fake_api::Recorded {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(patch) = status_patches(fake, suffix).pop() {
+            return patch;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no status patch for {suffix}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn status_patches_carry_the_conditions_with_server_side_apply_only_when_they_change() {
+    let fake = FakeApi::start().await;
+    let text =
+        std::fs::read_to_string(repo().join("xds-server/testdata/in/extproc-mixed-listener.yaml"))
+            .expect("case");
+    fake.apply_yaml(&text);
+    let _running = start(&fake, None, run_options()).await;
+
+    let bad = wait_for_patch(&fake, "/aigatewayroutes/bad-cel/status").await;
+    assert_eq!(
+        bad.query.get("fieldManager").map(String::as_str),
+        Some("infergate")
+    );
+    assert_eq!(bad.query.get("force").map(String::as_str), Some("true"));
+    assert!(
+        bad.content_type.contains("apply-patch"),
+        "{}",
+        bad.content_type
+    );
+    assert_eq!(bad.body["kind"], "AIGatewayRoute");
+    assert_eq!(
+        bad.body["metadata"],
+        json!({"name": "bad-cel", "namespace": "default"})
+    );
+    let parent = &bad.body["status"]["parents"][0];
+    assert_eq!(
+        parent["parentRef"],
+        json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "default", "name": "ai"})
+    );
+    assert_eq!(parent["controllerName"], "infergate.io/gateway-controller");
+    let accepted = &parent["conditions"][0];
+    assert_eq!(
+        (accepted["type"].as_str(), accepted["status"].as_str()),
+        (Some("Accepted"), Some("False"))
+    );
+    assert_eq!(accepted["reason"], "Invalid");
+    assert!(
+        accepted["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not parse"))
+    );
+    assert!(accepted["lastTransitionTime"].is_string());
+
+    let gateway = wait_for_patch(&fake, "/gateways/ai/status").await;
+    let conditions = gateway.body["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    let types: Vec<_> = conditions
+        .iter()
+        .map(|c| (c["type"].as_str(), c["status"].as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            (Some("Accepted"), Some("True")),
+            (Some("Programmed"), Some("True"))
+        ]
+    );
+    let key = wait_for_patch(&fake, "/backendsecuritypolicies/openai-key/status").await;
+    assert_eq!(key.body["status"]["conditions"][0]["type"], "ResolvedRefs");
+    wait_for_patch(&fake, "/aiservicebackends/openai/status").await;
+    wait_for_patch(&fake, "/httproutes/health/status").await;
+    // Secrets and Backends have no status of ours.
+    assert!(status_patches(&fake, "/secrets/openai-key/status").is_empty());
+    assert!(status_patches(&fake, "/backends/local/status").is_empty());
+
+    // A change that leaves every condition as it was writes nothing.
+    let before = fake.recorded().len();
+    fake.apply(
+        json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "Backend",
+                      "metadata": {"name": "local", "namespace": "default"},
+                      "spec": {"endpoints": [{"ip": {"address": "127.0.0.1", "port": 8001}}]}}),
+    );
+    wait_for(&_running, "the new port", |t| endpoints(t).contains("8001")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.recorded().len(), before, "no status rewritten");
+
+    // Fixing the route rewrites its status, keeping the parent, now accepted.
+    let fixed = text.replace("input_tokens +* nope", "input_tokens + 1u");
+    fake.apply_yaml(&fixed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let last = status_patches(&fake, "/aigatewayroutes/bad-cel/status")
+            .pop()
+            .expect("patch");
+        if last.body["status"]["parents"][0]["conditions"][0]["status"] == "True" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fixed route's status not written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -11,11 +11,14 @@
 //! - Secrets: every Secret in the watched namespace(s) is read (the index needs the referenced
 //!   ones; a field selector cannot express "referenced"). RBAC must allow `list`/`watch` on
 //!   Secrets there.
+//! - Conditions are written back to `status` with server-side apply (see [`status_body`]).
 //! - `${VAR}` references are a directory-source feature: Kubernetes objects are taken as they are.
 
 mod batch;
 mod convert;
 mod resources;
+pub mod status_body;
+mod status_writer;
 mod watch;
 
 use std::sync::Arc;
@@ -53,6 +56,16 @@ pub struct KubeSource {
     pub tasks: Vec<JoinHandle<()>>,
     /// Turns `true` once every kind's initial list is in the index.
     pub synced: signal::Receiver<bool>,
+}
+
+/// Starts the task that writes conditions back to objects' `status` (while `leader` is true;
+/// always without election).
+pub fn spawn_status_writer(
+    client: kube::Client,
+    published: Arc<crate::pipeline::Published>,
+    leader: Option<signal::Receiver<bool>>,
+) -> JoinHandle<()> {
+    tokio::spawn(status_writer::run(client, published, leader))
 }
 
 /// Starts a watcher per kind and the task that applies their changes to `store`.
