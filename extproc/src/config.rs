@@ -104,13 +104,14 @@ pub struct BackendConfig {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SchemaConfig {
-    /// `OpenAI` or `Anthropic`.
+    /// `OpenAI`, `Anthropic` or `AzureOpenAI`.
     pub name: String,
     /// Path prefix of the API on the upstream (`v1` when absent): `/v1/chat/completions` goes to
     /// `/{prefix}/chat/completions`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
-    /// Accepted for compatibility with the CRD; unused by the supported schemas.
+    /// `api-version` of `AzureOpenAI` (required), `anthropic-version` of `Anthropic` when
+    /// chat completions are translated to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
@@ -155,7 +156,8 @@ pub struct BodyFieldConfig {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(tag = "kind", deny_unknown_fields)]
 pub enum CredentialConfig {
-    /// `Authorization: Bearer <key>` (OpenAI schema) or `x-api-key: <key>` (Anthropic schema).
+    /// `Authorization: Bearer <key>` (OpenAI schema), `x-api-key: <key>` (Anthropic schema) or
+    /// `api-key: <key>` (AzureOpenAI schema).
     #[serde(rename = "APIKey")]
     ApiKey { key: String },
 }

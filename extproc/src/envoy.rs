@@ -89,6 +89,16 @@ impl HeaderChanges {
         self.set.is_empty() && self.remove.is_empty()
     }
 
+    /// Applies `later`'s removals and sets after ours.
+    pub fn extend(&mut self, later: HeaderChanges) {
+        for name in later.remove {
+            self.remove(&name);
+        }
+        for (name, value) in later.set {
+            self.set(&name, value);
+        }
+    }
+
     pub fn into_mutation(self) -> Option<HeaderMutation> {
         if self.is_empty() {
             return None;
@@ -204,6 +214,19 @@ pub fn headers_only_mode() -> ProcessingMode {
         response_header_mode: HeaderSendMode::Send as i32,
         request_body_mode: BodySendMode::None as i32,
         response_body_mode: BodySendMode::None as i32,
+        request_trailer_mode: HeaderSendMode::Skip as i32,
+        response_trailer_mode: HeaderSendMode::Skip as i32,
+    }
+}
+
+/// Mode override of a translated request on the upstream leg: the buffered request body, and
+/// the response body as it streams (translated chunk by chunk).
+pub fn translating_mode() -> ProcessingMode {
+    ProcessingMode {
+        request_header_mode: HeaderSendMode::Send as i32,
+        response_header_mode: HeaderSendMode::Send as i32,
+        request_body_mode: BodySendMode::Buffered as i32,
+        response_body_mode: BodySendMode::Streamed as i32,
         request_trailer_mode: HeaderSendMode::Skip as i32,
         response_trailer_mode: HeaderSendMode::Skip as i32,
     }

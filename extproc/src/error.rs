@@ -97,6 +97,8 @@ pub enum Error {
     },
     #[error("applying the body mutation of backend {backend}: {message}")]
     BodyMutation { backend: String, message: String },
+    #[error("the request cannot be translated for backend {backend}: {message}")]
+    TranslateRequest { backend: String, message: String },
 }
 
 impl Error {
@@ -108,7 +110,8 @@ impl Error {
             | Error::MissingModel
             | Error::InvalidField { .. }
             | Error::MissingBody
-            | Error::UnsupportedTranslation { .. } => 400,
+            | Error::UnsupportedTranslation { .. }
+            | Error::TranslateRequest { .. } => 400,
             Error::MissingCredential { .. } => 401,
             Error::MethodNotAllowed { .. } => 405,
             Error::BodyTooLarge { .. } => 413,
@@ -133,7 +136,7 @@ impl Error {
         match self {
             Error::InvalidJson { .. } | Error::NotAnObject => "invalid_json",
             Error::MissingModel => "missing_model",
-            Error::InvalidField { .. } => "invalid_value",
+            Error::InvalidField { .. } | Error::TranslateRequest { .. } => "invalid_value",
             Error::MissingBody => "missing_body",
             Error::UnsupportedContentType { .. } => "unsupported_content_type",
             Error::BodyTooLarge { .. } => "request_too_large",

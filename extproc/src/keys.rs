@@ -48,6 +48,8 @@ pub const LEG_UPSTREAM: &str = "upstream";
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "api-key", "x-api-key"];
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 pub const X_API_KEY_HEADER: &str = "x-api-key";
+/// Azure OpenAI's key header.
+pub const AZURE_API_KEY_HEADER: &str = "api-key";
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
 pub const CONTENT_LENGTH_HEADER: &str = "content-length";
 pub const CONTENT_ENCODING_HEADER: &str = "content-encoding";

@@ -3,7 +3,7 @@
 //! - [`router`]: the listener-level leg (request validation, `x-ai-eg-model`, `/v1/models`,
 //!   usage, metrics and costs on the response).
 //! - [`upstream`]: the cluster-level leg, once per attempt (path prefix, model override,
-//!   mutations, credentials).
+//!   mutations, credentials, provider translation in [`translate`]).
 //!
 //! The legs share no memory, so any replica can serve any leg of any request (see
 //! `shared/DESIGN.md` §4). Start it in-process with [`server::Server::start`]; feed it its
@@ -25,6 +25,7 @@ pub mod router;
 pub mod server;
 pub mod sse;
 pub mod target;
+pub mod translate;
 pub mod upstream;
 pub mod usage;
 pub mod xds_client;

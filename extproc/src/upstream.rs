@@ -7,6 +7,11 @@
 //! applies `modelNameOverride` and the header/body mutations, replaces client credentials with
 //! the backend's, and, when nothing in the body changes, asks Envoy for headers only. On the
 //! response it names the backend in internal headers the router leg reads and removes.
+//!
+//! For a backend whose schema differs from the client's ([`translate::Pair::Chat`]) it
+//! translates the request body (then applies the body mutations to the provider's body), and
+//! asks Envoy, by a per-request mode override, for the response body too, which it translates
+//! back chunk by chunk; every other request keeps the response body out of the extproc.
 
 use std::sync::Arc;
 
@@ -20,6 +25,7 @@ use crate::config::{Backend, ConfigStore, Credential, HeaderMutation, Schema};
 use crate::envoy::{self, HeaderChanges, Headers};
 use crate::mutation::JsonObject;
 use crate::target::Target;
+use crate::translate::{self, ChatProvider, Pair, ResponseContext, ResponseTranslator};
 use crate::{Error, Result, keys};
 
 /// What the request-headers message decided, for the messages after it.
@@ -34,6 +40,25 @@ struct Plan {
     /// Add `stream_options.include_usage` if the body streams without it.
     inject_usage: bool,
     usage_injected: bool,
+    /// Set for a translated chat request.
+    chat: Option<ChatPlan>,
+}
+
+/// A chat request translated for a provider, and then its response.
+struct ChatPlan {
+    provider: ChatProvider,
+    /// Known once the request body is read.
+    cx: Option<ResponseContext>,
+    response: Option<ResponseTranslator>,
+}
+
+impl std::fmt::Debug for ChatPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatPlan")
+            .field("provider", &self.provider)
+            .field("cx", &self.cx)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct UpstreamLeg {
@@ -64,8 +89,8 @@ impl UpstreamLeg {
             }
             Some(Request::RequestBody(body)) => self.request_body(body),
             Some(Request::RequestTrailers(_)) => Ok(envoy::request_trailers()),
-            Some(Request::ResponseHeaders(_)) => Ok(self.response_headers()),
-            Some(Request::ResponseBody(_)) => Ok(envoy::response_body(None)),
+            Some(Request::ResponseHeaders(headers)) => Ok(self.response_headers(&headers)),
+            Some(Request::ResponseBody(body)) => Ok(self.response_body(&body)),
             Some(Request::ResponseTrailers(_)) => Ok(envoy::response_trailers()),
             None => Ok(ProcessingResponse::default()),
         };
@@ -110,11 +135,14 @@ impl UpstreamLeg {
                 "no route rule references this backend; no override, mutations or costs");
         }
 
+        let pair = translate::pair(&backend.schema, endpoint, self.api).ok_or_else(|| {
+            Error::UnsupportedTranslation {
+                backend: backend.name.clone(),
+                schema: backend.schema.name(),
+                path: original_path.split('?').next().unwrap_or("/").to_string(),
+            }
+        })?;
         let mut changes = HeaderChanges::default();
-        let path = upstream_path(&original_path, &backend, self.api)?;
-        if headers.get(keys::PATH_PSEUDO_HEADER) != Some(path.as_str()) {
-            changes.set(keys::PATH_PSEUDO_HEADER, path);
-        }
         for name in keys::INTERNAL_HEADERS {
             if headers.contains(name) {
                 changes.remove(name);
@@ -135,15 +163,49 @@ impl UpstreamLeg {
             model_name_override = backend_ref.model_name_override.clone();
             inject_usage = !route.costs.is_empty()
                 && headers.get(keys::STREAM_WITHOUT_USAGE_HEADER) == Some("true")
-                && matches!(backend.schema, Schema::OpenAI { .. });
+                && matches!(
+                    backend.schema,
+                    Schema::OpenAI { .. } | Schema::AzureOpenAI { .. }
+                );
             route_name = Some(route.name.clone());
             rule = Some(index);
         }
         inject_credential(&mut changes, &backend)?;
         body_mutations.retain(|m| !m.is_empty());
 
+        // The path; a translated request's is known once its body is read.
+        let path = match (pair, &backend.schema) {
+            (Pair::Same, _) => Some(upstream_path(&original_path, &backend, self.api)?),
+            (Pair::Azure, Schema::AzureOpenAI { version }) => {
+                let model = model_name_override
+                    .as_deref()
+                    .or(model)
+                    .ok_or(Error::MissingModel)?;
+                let query = original_path.find('?').map_or("", |i| &original_path[i..]);
+                let endpoint = endpoint.unwrap_or(Endpoint::ChatCompletions);
+                Some(translate::azure::path(endpoint, model, version, query))
+            }
+            _ => None,
+        };
+        if let Some(path) = path
+            && headers.get(keys::PATH_PSEUDO_HEADER) != Some(path.as_str())
+        {
+            changes.set(keys::PATH_PSEUDO_HEADER, path);
+        }
+        let chat = match pair {
+            Pair::Chat(provider) => Some(ChatPlan {
+                provider,
+                cx: None,
+                response: None,
+            }),
+            Pair::Same | Pair::Azure => None,
+        };
         let wants_body = !message.end_of_stream
-            && (model_name_override.is_some() || !body_mutations.is_empty() || inject_usage);
+            && (model_name_override.is_some()
+                || !body_mutations.is_empty()
+                || inject_usage
+                || chat.is_some());
+        let translates_response = pair.translates_response();
         self.plan = Some(Plan {
             backend,
             route: route_name,
@@ -152,9 +214,12 @@ impl UpstreamLeg {
             body_mutations,
             inject_usage,
             usage_injected: false,
+            chat,
         });
         let mut response = envoy::request_headers(envoy::common(changes, None, false));
-        if !wants_body {
+        if translates_response {
+            response.mode_override = Some(envoy::translating_mode());
+        } else if !wants_body {
             response.mode_override = Some(envoy::headers_only_mode());
         }
         Ok(response)
@@ -172,6 +237,9 @@ impl UpstreamLeg {
         let bytes = std::mem::take(&mut self.body);
         if bytes.is_empty() {
             return Ok(envoy::request_body(None));
+        }
+        if plan.chat.is_some() {
+            return translate_request(plan, &bytes);
         }
         let mut object =
             JsonObject::parse(&bytes).map_err(|source| Error::InvalidJson { source })?;
@@ -207,13 +275,15 @@ impl UpstreamLeg {
         )))
     }
 
-    /// Names the backend for the router leg, replacing anything the provider sent.
-    fn response_headers(&self) -> ProcessingResponse {
+    /// Names the backend for the router leg, replacing anything the provider sent; a
+    /// translated response gets its OpenAI headers and keeps its body coming.
+    fn response_headers(&mut self, message: &HttpHeaders) -> ProcessingResponse {
         let mut changes = HeaderChanges::default();
         for name in keys::INTERNAL_HEADERS {
             changes.remove(name);
         }
-        if let Some(plan) = &self.plan {
+        let mut translating = false;
+        if let Some(plan) = &mut self.plan {
             changes.set(keys::BACKEND_HEADER, plan.backend.name.clone());
             if let Some(route) = &plan.route {
                 changes.set(keys::ROUTE_HEADER, route.clone());
@@ -224,15 +294,109 @@ impl UpstreamLeg {
             if let Some(model) = &plan.model_name_override {
                 changes.set(keys::MODEL_OVERRIDE_HEADER, model.clone());
             }
+            if let Some(chat) = &mut plan.chat
+                && let Some(cx) = chat.cx.clone()
+            {
+                let headers = Headers::from_map(message.headers.as_ref());
+                let status = headers
+                    .get(keys::STATUS_PSEUDO_HEADER)
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .unwrap_or(0);
+                let (translator, translated) =
+                    ResponseTranslator::start(chat.provider, cx, status, &headers);
+                changes.extend(translated);
+                chat.response = Some(translator);
+                translating = !message.end_of_stream;
+            }
             if plan.usage_injected {
                 changes.set(keys::USAGE_INJECTED_HEADER, "true");
             }
         }
-        // Same schema both ways: the response body needs nothing from this leg.
         let mut response = envoy::response_headers(envoy::common(changes, None, false));
-        response.mode_override = Some(envoy::headers_only_mode());
+        if !translating {
+            // Same schema both ways: the response body needs nothing from this leg.
+            response.mode_override = Some(envoy::headers_only_mode());
+        }
         response
     }
+
+    /// A chunk of a translated response, replaced by its OpenAI translation.
+    fn response_body(&mut self, body: &HttpBody) -> ProcessingResponse {
+        let Some(translator) = self
+            .plan
+            .as_mut()
+            .and_then(|p| p.chat.as_mut())
+            .and_then(|c| c.response.as_mut())
+        else {
+            return envoy::response_body(None);
+        };
+        let out = translator.body(&body.body, body.end_of_stream);
+        envoy::response_body(envoy::common(HeaderChanges::default(), Some(out), false))
+    }
+}
+
+/// The client's chat request in the provider's schema, with the body mutations applied to
+/// the provider's body.
+fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse> {
+    let backend = plan.backend.clone();
+    let Some(chat) = plan.chat.as_mut() else {
+        return Ok(envoy::request_body(None));
+    };
+    let invalid = |message: String| Error::TranslateRequest {
+        backend: backend.name.clone(),
+        message,
+    };
+    let request: translate::openai::ChatRequest =
+        serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    let model = plan
+        .model_name_override
+        .clone()
+        .unwrap_or_else(|| request.model.clone());
+    let upstream = match (chat.provider, &backend.schema) {
+        (ChatProvider::Anthropic, Schema::Anthropic { prefix, version }) => {
+            translate::anthropic::from_openai::request(&request, &model, prefix, version.as_deref())
+        }
+        (provider, schema) => {
+            return Err(invalid(format!(
+                "{provider:?} translation does not fit schema {}",
+                schema.name()
+            )));
+        }
+    }
+    .map_err(|e| invalid(e.message))?;
+    // A translated stream always ends with usage; the router leg hides it from a client that
+    // did not ask.
+    plan.usage_injected = request.stream && !request.include_usage();
+    chat.cx = Some(ResponseContext {
+        model: model.clone(),
+        stream: request.stream,
+        usage_chunk: request.stream,
+    });
+    let mut body = upstream.body;
+    if !plan.body_mutations.is_empty() {
+        let mut object =
+            JsonObject::parse(&body).map_err(|source| Error::InvalidJson { source })?;
+        for mutation in &plan.body_mutations {
+            object
+                .apply(mutation)
+                .map_err(|message| Error::BodyMutation {
+                    backend: backend.name.clone(),
+                    message,
+                })?;
+        }
+        body = object.to_vec();
+    }
+    let mut changes = HeaderChanges::default();
+    changes.set(keys::PATH_PSEUDO_HEADER, upstream.path);
+    for (name, value) in upstream.headers {
+        changes.set(&name, value);
+    }
+    changes.set(keys::CONTENT_LENGTH_HEADER, body.len().to_string());
+    Ok(envoy::request_body(envoy::common(
+        changes,
+        Some(body),
+        false,
+    )))
 }
 
 fn include_usage(object: &JsonObject) -> bool {
@@ -260,7 +424,7 @@ fn upstream_path(original: &str, backend: &Backend, api: ClientApi) -> Result<St
     };
     let (client_prefix, prefix) = match (&backend.schema, api) {
         (Schema::OpenAI { prefix }, ClientApi::OpenAI) => ("/v1", prefix),
-        (Schema::Anthropic { prefix }, ClientApi::Anthropic) => ("/anthropic/v1", prefix),
+        (Schema::Anthropic { prefix, .. }, ClientApi::Anthropic) => ("/anthropic/v1", prefix),
         (schema, _) => {
             return Err(Error::UnsupportedTranslation {
                 backend: backend.name.clone(),
@@ -302,6 +466,9 @@ fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<(
         }
         (Some(Credential::ApiKey(key)), Schema::Anthropic { .. }) => {
             changes.set(keys::X_API_KEY_HEADER, key.clone());
+        }
+        (Some(Credential::ApiKey(key)), Schema::AzureOpenAI { .. }) => {
+            changes.set(keys::AZURE_API_KEY_HEADER, key.clone());
         }
     }
     Ok(())

@@ -64,8 +64,19 @@ pub struct Backend {
 /// The API an upstream speaks, with the path prefix it serves it under (`/v1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schema {
-    OpenAI { prefix: String },
-    Anthropic { prefix: String },
+    OpenAI {
+        prefix: String,
+    },
+    /// Native Messages API; also the target of translated chat completions.
+    Anthropic {
+        prefix: String,
+        /// `anthropic-version` of translated requests.
+        version: Option<String>,
+    },
+    /// Azure OpenAI: deployments in the path, `api-version` in the query.
+    AzureOpenAI {
+        version: String,
+    },
 }
 
 impl Schema {
@@ -73,6 +84,7 @@ impl Schema {
         match self {
             Schema::OpenAI { .. } => "OpenAI",
             Schema::Anthropic { .. } => "Anthropic",
+            Schema::AzureOpenAI { .. } => "AzureOpenAI",
         }
     }
 
@@ -81,6 +93,7 @@ impl Schema {
         match self {
             Schema::OpenAI { .. } => "openai",
             Schema::Anthropic { .. } => "anthropic",
+            Schema::AzureOpenAI { .. } => "azure.ai.openai",
         }
     }
 }
@@ -311,10 +324,17 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
         },
         "Anthropic" => Schema::Anthropic {
             prefix: prefix(keys::DEFAULT_ANTHROPIC_PREFIX),
+            version: backend.schema.version.clone().filter(|v| !v.is_empty()),
+        },
+        "AzureOpenAI" => match backend.schema.version.as_deref().map(str::trim) {
+            Some(version) if !version.is_empty() => Schema::AzureOpenAI {
+                version: version.to_string(),
+            },
+            _ => return Err("schema AzureOpenAI needs a version (its api-version)".into()),
         },
         other => {
             return Err(format!(
-                "schema {other} is not supported yet (supported: OpenAI, Anthropic)"
+                "schema {other} is not supported yet (supported: OpenAI, Anthropic, AzureOpenAI)"
             ));
         }
     };

@@ -62,6 +62,18 @@ fn headers_json(headers: &Headers) -> Value {
     Value::Object(sorted.into_iter().map(|(k, v)| (k, json!(v))).collect())
 }
 
+/// Whether the upstream leg gets response bodies after `answer`: its mode override says, or
+/// else it stays as it was.
+fn reads_response_body(
+    answer: &envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse,
+    before: bool,
+) -> bool {
+    use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::BodySendMode;
+    answer.mode_override.as_ref().map_or(before, |m| {
+        m.response_body_mode != BodySendMode::None as i32
+    })
+}
+
 /// Runs a case and returns its record.
 pub async fn run(harness: &Harness, case: &Case) -> Value {
     let mut record = serde_json::Map::new();
@@ -129,10 +141,16 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
         record.insert("client_response".into(), immediate_json(i));
         return Value::Object(record);
     }
+    // The upstream leg's filter config sends no response body; a mode override may ask for it.
+    let mut upstream_response_body = reads_response_body(&answer, false);
     apply_headers(&mut headers, &answer);
     let body_sent = !body.is_empty() && !skips_body(&answer, true);
     if body_sent {
         let answer = upstream.send(request_body(&body, true)).await;
+        if let Some(i) = immediate(&answer) {
+            record.insert("client_response".into(), immediate_json(i));
+            return Value::Object(record);
+        }
         apply_headers(&mut headers, &answer);
         body = apply_body(&body, &answer);
     }
@@ -159,7 +177,12 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
     let no_body = reply.chunks.is_empty();
     let answer = upstream.send(response_headers(&response, no_body)).await;
     apply_headers(&mut response, &answer);
-    let upstream_reads_response = !skips_body(&answer, false);
+    upstream_response_body = reads_response_body(&answer, upstream_response_body);
+    let upstream_reads_response = upstream_response_body && !no_body;
+    record.insert(
+        "upstream_leg_read_response".into(),
+        json!(upstream_reads_response),
+    );
     let mut chunks: Vec<Vec<u8>> = reply
         .chunks
         .iter()

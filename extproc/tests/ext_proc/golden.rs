@@ -3,7 +3,8 @@
 //! metadata). `UPDATE_GOLDEN=1 cargo test -p extproc golden` rewrites the outputs.
 
 use super::exchange::{self, Case};
-use super::harness::{Harness, testdata};
+use super::harness::{Harness, golden_config, testdata};
+use super::provider_fake;
 
 async fn check(case: &str) {
     let input = testdata().join("in").join(format!("{case}.json"));
@@ -12,6 +13,9 @@ async fn check(case: &str) {
     let harness = Harness::start().await;
     let mut record = exchange::run(&harness, &parsed).await;
     normalize_reservation_times(&mut record);
+    if let Err(e) = provider_fake::verify(&golden_config(), &record) {
+        panic!("{case}: the provider would refuse the request: {e}");
+    }
     let rendered = serde_json::to_string_pretty(&record).expect("render") + "\n";
     let mut outside = record.clone();
     if let Some(o) = outside.as_object_mut() {
@@ -123,4 +127,69 @@ async fn upstream_500_with_html_passes_through_untouched_without_costs() {
 #[tokio::test]
 async fn stream_cut_before_done_writes_no_costs() {
     check("chat_stream_cut").await;
+}
+
+#[tokio::test]
+async fn chat_to_anthropic_is_a_messages_request_and_its_answer_a_chat_completion() {
+    check("anthropic_chat").await;
+}
+
+#[tokio::test]
+async fn system_and_developer_prompts_become_system_and_sampling_fields_carry_over() {
+    check("anthropic_chat_system").await;
+}
+
+#[tokio::test]
+async fn multi_turn_chat_keeps_alternating_roles_for_anthropic() {
+    check("anthropic_chat_multi_turn").await;
+}
+
+#[tokio::test]
+async fn tool_calls_and_results_become_tool_use_blocks_and_back() {
+    check("anthropic_chat_tools").await;
+}
+
+#[tokio::test]
+async fn data_url_and_http_images_become_anthropic_image_sources() {
+    check("anthropic_chat_image").await;
+}
+
+#[tokio::test]
+async fn reasoning_effort_becomes_a_thinking_budget_and_thinking_reasoning_content() {
+    check("anthropic_chat_thinking").await;
+}
+
+#[tokio::test]
+async fn anthropic_stream_with_crlf_and_split_events_becomes_openai_chunks_with_usage_hidden() {
+    check("anthropic_chat_stream").await;
+}
+
+#[tokio::test]
+async fn anthropic_stream_of_thinking_and_tool_use_becomes_tool_call_chunks_with_usage() {
+    check("anthropic_chat_stream_tools").await;
+}
+
+#[tokio::test]
+async fn anthropic_error_becomes_an_openai_error_with_the_provider_status() {
+    check("anthropic_chat_error").await;
+}
+
+#[tokio::test]
+async fn chat_anthropic_cannot_express_is_a_400_before_the_provider() {
+    check("anthropic_chat_bad_request").await;
+}
+
+#[tokio::test]
+async fn body_mutation_applies_to_the_translated_body() {
+    check("anthropic_chat_body_mutation").await;
+}
+
+#[tokio::test]
+async fn azure_gets_the_deployment_and_api_version_in_the_path_and_api_key() {
+    check("azure_chat").await;
+}
+
+#[tokio::test]
+async fn azure_embeddings_go_to_the_deployment_embeddings_path() {
+    check("azure_embeddings").await;
 }

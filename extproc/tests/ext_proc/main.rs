@@ -5,3 +5,4 @@ mod exchange;
 mod golden;
 mod harness;
 mod legs;
+mod provider_fake;

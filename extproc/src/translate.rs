@@ -1,0 +1,252 @@
+//! Provider translation on the upstream leg: a client's OpenAI request in a provider's own
+//! schema, and the provider's answer back in OpenAI's.
+//!
+//! One module per provider, each with its own wire types and a `from_openai` module, so a call
+//! reads `translate::anthropic::from_openai::request(..)`. [`pair`] decides how a client
+//! endpoint reaches a backend schema; the xds-server asks the same question at config time, so
+//! a pair we cannot translate is a condition on the route, not a 500 at request time.
+//!
+//! The response side is incremental: a stream is translated chunk by chunk as Envoy passes it
+//! (events split across chunks wait for their end, `data:` without a space and CRLF framing
+//! are read, usage is carried to the end of the stream); a JSON body or an error is collected
+//! and translated once whole. The router leg then sees an OpenAI response, so usage, costs and
+//! metrics read it as they read an OpenAI backend's.
+
+pub mod anthropic;
+pub mod azure;
+pub mod openai;
+
+use crate::api::{ClientApi, Endpoint};
+use crate::config::Schema;
+use crate::envoy::{HeaderChanges, Headers};
+use crate::keys;
+
+/// How a client endpoint reaches a backend schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pair {
+    /// Same API on both sides: only the path prefix changes.
+    Same,
+    /// Azure OpenAI: OpenAI bodies, the deployment in the path.
+    Azure,
+    /// OpenAI chat completions translated to a provider's chat API and back.
+    Chat(ChatProvider),
+}
+
+/// A provider whose chat API the gateway translates to and from OpenAI's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatProvider {
+    Anthropic,
+}
+
+impl Pair {
+    /// Whether the upstream leg must read and rewrite the response body.
+    pub fn translates_response(self) -> bool {
+        matches!(self, Pair::Chat(_))
+    }
+}
+
+/// How requests for `endpoint` (or, for a path the router does not know, `api`) reach a
+/// backend of `schema`; `None` when the gateway cannot translate that pair.
+pub fn pair(schema: &Schema, endpoint: Option<Endpoint>, api: ClientApi) -> Option<Pair> {
+    use Endpoint::*;
+    match (schema, endpoint) {
+        (
+            Schema::OpenAI { .. },
+            Some(ChatCompletions | Completions | Embeddings | Models(ClientApi::OpenAI)),
+        ) => Some(Pair::Same),
+        (Schema::Anthropic { .. }, Some(Messages | Models(ClientApi::Anthropic))) => {
+            Some(Pair::Same)
+        }
+        (Schema::Anthropic { .. }, Some(ChatCompletions)) => {
+            Some(Pair::Chat(ChatProvider::Anthropic))
+        }
+        (Schema::AzureOpenAI { .. }, Some(ChatCompletions | Completions | Embeddings)) => {
+            Some(Pair::Azure)
+        }
+        // Paths the router leg does not know pass under the prefix, in their own API.
+        (Schema::OpenAI { .. }, None) if api == ClientApi::OpenAI => Some(Pair::Same),
+        (Schema::Anthropic { .. }, None) if api == ClientApi::Anthropic => Some(Pair::Same),
+        _ => None,
+    }
+}
+
+/// What the upstream gets instead of the client's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// `:path`, query included.
+    pub path: String,
+    /// Headers to set (lower-case names), credentials excluded.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A request the translator cannot express for the provider; the client gets a 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    pub message: String,
+}
+
+impl RequestError {
+    pub fn new(message: impl Into<String>) -> RequestError {
+        RequestError {
+            message: message.into(),
+        }
+    }
+}
+
+/// What a response translator needs to know of its request.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseContext {
+    /// The model the upstream was asked for (the answer's `model` when it names none).
+    pub model: String,
+    /// The client streams.
+    pub stream: bool,
+    /// End the stream with a usage-only chunk (the client asked, or the router leg needs it).
+    pub usage_chunk: bool,
+}
+
+/// Translates a provider's stream into OpenAI SSE, a chunk at a time.
+pub trait StreamTranslator: Send {
+    /// OpenAI SSE bytes for the next bytes of the provider's stream (maybe none yet).
+    fn push(&mut self, bytes: &[u8]) -> Vec<u8>;
+    /// The provider's stream ended: what is left, then `data: [DONE]` if the provider ended
+    /// it properly.
+    fn finish(&mut self) -> Vec<u8>;
+}
+
+/// The response side of a translated request.
+pub struct ResponseTranslator {
+    provider: ChatProvider,
+    cx: ResponseContext,
+    created: i64,
+    mode: Mode,
+}
+
+enum Mode {
+    Json(Vec<u8>),
+    Error { status: u16, body: Vec<u8> },
+    Stream(Box<dyn StreamTranslator>),
+}
+
+impl ResponseTranslator {
+    /// Starts translating a response whose status and headers are `status` and `headers`, and
+    /// returns the header changes the client's response needs.
+    pub fn start(
+        provider: ChatProvider,
+        cx: ResponseContext,
+        status: u16,
+        headers: &Headers,
+    ) -> (ResponseTranslator, HeaderChanges) {
+        let created = headers
+            .get("date")
+            .and_then(|d| jiff::fmt::rfc2822::parse(d).ok())
+            .map(|z| z.timestamp().as_second())
+            .unwrap_or_else(|| jiff::Timestamp::now().as_second());
+        let mut changes = HeaderChanges::default();
+        changes.remove(keys::CONTENT_LENGTH_HEADER);
+        let success = (200..300).contains(&status);
+        let mode = if !success {
+            changes.set(keys::CONTENT_TYPE_HEADER, "application/json");
+            Mode::Error {
+                status,
+                body: Vec::new(),
+            }
+        } else if cx.stream {
+            changes.set(keys::CONTENT_TYPE_HEADER, "text/event-stream");
+            Mode::Stream(stream(provider, &cx, created))
+        } else {
+            changes.set(keys::CONTENT_TYPE_HEADER, "application/json");
+            Mode::Json(Vec::new())
+        };
+        let translator = ResponseTranslator {
+            provider,
+            cx,
+            created,
+            mode,
+        };
+        (translator, changes)
+    }
+
+    /// The client's bytes for the next chunk of the provider's body.
+    pub fn body(&mut self, bytes: &[u8], end_of_stream: bool) -> Vec<u8> {
+        match &mut self.mode {
+            Mode::Stream(stream) => {
+                let mut out = stream.push(bytes);
+                if end_of_stream {
+                    out.extend(stream.finish());
+                }
+                out
+            }
+            Mode::Json(buf) | Mode::Error { body: buf, .. } => {
+                buf.extend_from_slice(bytes);
+                if !end_of_stream {
+                    return Vec::new();
+                }
+                let whole = std::mem::take(buf);
+                match &self.mode {
+                    Mode::Error { status, .. } => error(self.provider, *status, &whole),
+                    _ => self.json(&whole),
+                }
+            }
+        }
+    }
+
+    fn json(&self, body: &[u8]) -> Vec<u8> {
+        let translated = match self.provider {
+            ChatProvider::Anthropic => {
+                anthropic::from_openai::response(body, &self.cx.model, self.created)
+            }
+        };
+        match translated {
+            Ok(completion) => serde_json::to_vec(&completion).unwrap_or_default(),
+            Err(message) => {
+                tracing::warn!(provider = ?self.provider, %message, "untranslatable provider response");
+                openai::error_body(
+                    "upstream_error",
+                    Some("invalid_upstream_response"),
+                    "the provider's response could not be translated",
+                )
+            }
+        }
+    }
+}
+
+fn stream(provider: ChatProvider, cx: &ResponseContext, created: i64) -> Box<dyn StreamTranslator> {
+    match provider {
+        ChatProvider::Anthropic => Box::new(anthropic::from_openai::Stream::new(cx, created)),
+    }
+}
+
+/// A provider's error body in OpenAI's shape (the status stays the provider's).
+pub fn error(provider: ChatProvider, status: u16, body: &[u8]) -> Vec<u8> {
+    match provider {
+        ChatProvider::Anthropic => anthropic::from_openai::error(status, body),
+    }
+}
+
+/// The text of a non-JSON error body, bounded, for an error message.
+pub fn error_text(body: &[u8]) -> String {
+    const MAX: usize = 512;
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "the provider returned an error without a body".into();
+    }
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// OpenAI's error `type` for an HTTP status (as the gateway's own errors use).
+pub fn error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        s if s >= 500 => "server_error",
+        _ => "invalid_request_error",
+    }
+}
