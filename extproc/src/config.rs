@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use build::{
     Backend, BackendRef, BodyMutation, BuildOutput, ConfigError, Credential, HeaderMutation,
-    ListedModel, ObjectKind, Route, Rule, RuntimeConfig, Schema,
+    ListedModel, ObjectKind, Route, Rule, RuntimeConfig, SUPPORTED_SCHEMAS, Schema,
 };
 pub use store::ConfigStore;
 

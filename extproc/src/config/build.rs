@@ -12,6 +12,9 @@ use super::{
 use crate::costs::Cost;
 use crate::keys;
 
+/// `schema.name`s the extproc can send requests to (every one serves `/v1/chat/completions`).
+pub const SUPPORTED_SCHEMAS: &[&str] = &["OpenAI", "Anthropic", "AzureOpenAI"];
+
 /// The compiled config every request reads.
 #[derive(Debug, Default)]
 pub struct RuntimeConfig {
@@ -197,10 +200,19 @@ pub(super) fn build(config: &Config) -> BuildOutput {
                 for rule in &r.rules {
                     for backend_ref in &rule.backend_refs {
                         if !backends.contains_key(&backend_ref.backend) {
+                            let why = if config
+                                .backends
+                                .iter()
+                                .any(|b| b.name == backend_ref.backend)
+                            {
+                                "is invalid; its requests are refused"
+                            } else {
+                                "not found"
+                            };
                             errors.push(ConfigError {
                                 kind: ObjectKind::Route,
                                 name: route.name.clone(),
-                                message: format!("backend {} not found", backend_ref.backend),
+                                message: format!("backend {} {why}", backend_ref.backend),
                                 rejected: false,
                             });
                         }
@@ -334,7 +346,8 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
         },
         other => {
             return Err(format!(
-                "schema {other} is not supported yet (supported: OpenAI, Anthropic, AzureOpenAI)"
+                "schema {other} is not supported yet (supported: {})",
+                SUPPORTED_SCHEMAS.join(", ")
             ));
         }
     };

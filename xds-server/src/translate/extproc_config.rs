@@ -6,7 +6,7 @@
 
 use extproc::config::{
     BackendConfig, BackendRefConfig, BodyMutationConfig, Config, CostConfig, CredentialConfig,
-    HeaderMutationConfig, ObjectKind, RouteConfig, RuleConfig, SchemaConfig,
+    HeaderMutationConfig, ObjectKind, RouteConfig, RuleConfig, SUPPORTED_SCHEMAS, SchemaConfig,
 };
 use infergate_crds::ai_gateway::{BackendSecurityPolicyType, HttpBodyMutation, HttpHeaderMutation};
 use infergate_crds::refs::HeaderMatchType;
@@ -59,8 +59,46 @@ pub fn build(cx: &mut Cx<'_>, body_limit: u64) -> Config {
             Condition::fail(reason::ACCEPTED, reason::INVALID, message),
         );
     }
+    untranslatable_pairs(cx, &config);
     config.version = crate::publish::version(&serde_json::to_string(&config).unwrap_or_default());
     config
+}
+
+/// A rule that sends OpenAI requests to a backend whose schema the extproc cannot translate
+/// them to is a condition on that rule at config time (its requests get the extproc's
+/// `backend_not_ready` 503), never an Accepted route that fails at request time.
+fn untranslatable_pairs(cx: &mut Cx<'_>, config: &Config) {
+    for route in &config.routes {
+        let (namespace, name) = route.name.split_once('/').unwrap_or(("", &route.name));
+        let key = ObjectKey::new(Kind::AIGatewayRoute, namespace, name);
+        for (i, rule) in route.rules.iter().enumerate() {
+            for (j, backend_ref) in rule.backend_refs.iter().enumerate() {
+                let Some(backend) = config.backends.iter().find(|b| b.name == backend_ref.name)
+                else {
+                    continue;
+                };
+                let schema = backend.schema.name.as_str();
+                if SUPPORTED_SCHEMAS.contains(&schema) {
+                    continue;
+                }
+                cx.status.push(
+                    &key,
+                    Condition::fail(
+                        reason::ACCEPTED,
+                        reason::UNSUPPORTED_VALUE,
+                        format!(
+                            "backend {} has schema {schema}: the gateway cannot translate \
+                             /v1/chat/completions to it yet (supported: {}); its requests are \
+                             refused",
+                            backend.name,
+                            SUPPORTED_SCHEMAS.join(", ")
+                        ),
+                    )
+                    .scoped(format!("rule {i} backendRef {j}")),
+                );
+            }
+        }
+    }
 }
 
 fn route_config(key: &ObjectKey, route: &AIGatewayRoute) -> RouteConfig {
@@ -197,6 +235,7 @@ fn api_key(
     let credential = match spec.type_ {
         BackendSecurityPolicyType::APIKey => spec.api_key.as_ref(),
         BackendSecurityPolicyType::AnthropicAPIKey => spec.anthropic_api_key.as_ref(),
+        BackendSecurityPolicyType::AzureAPIKey => spec.azure_api_key.as_ref(),
         other => {
             return Err((
                 reason::UNSUPPORTED_VALUE,
