@@ -139,6 +139,7 @@ pub async fn start_from(source: Source, config: Config) -> Result<Running, Error
             Some(watcher)
         }
         Source::Kube(kube_config) => {
+            kube_source::install_crypto_provider();
             let client = match &kube_config.client {
                 Some(client) => client.clone(),
                 None => kube::Client::try_default()

@@ -40,8 +40,12 @@ fn run_options() -> Options {
 }
 
 async fn start(fake: &FakeApi, namespace: Option<&str>, options: Options) -> Running {
+    start_with(fake.client(), namespace, options).await
+}
+
+async fn start_with(client: kube::Client, namespace: Option<&str>, options: Options) -> Running {
     let source = Source::Kube(KubeConfig {
-        client: Some(fake.client()),
+        client: Some(client),
         namespace: namespace.map(str::to_string),
     });
     let config = Config {
@@ -164,6 +168,53 @@ async fn objects_arriving_changing_and_disappearing_change_the_translation() {
     .await;
     assert!(!endpoints(&after).contains("9003"));
     assert!(endpoints(&after).contains("9002"), "the other route stays");
+}
+
+/// What `--kube` does out of a cluster (a kubeconfig with a CA and a token; in a cluster the
+/// same from the service account's `ca.crt` and `token`): HTTPS verified against the CA, the
+/// token as a bearer header.
+#[tokio::test]
+async fn an_https_api_server_is_reached_with_its_ca_and_a_bearer_token() {
+    let fake = FakeApi::start_tls().await;
+    fake.apply_yaml(GATEWAY);
+    fake.apply(route("r", "b"));
+    fake.apply(backend("b", "default", 9001));
+    let kubeconfig = format!(
+        r#"
+apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {{server: "https://127.0.0.1:{port}", certificate-authority: "{ca}"}}
+users:
+- name: infergate
+  user: {{token: sa-token}}
+contexts:
+- name: test
+  context: {{cluster: test, user: infergate}}
+current-context: test
+"#,
+        port = fake.addr.port(),
+        ca = fake_api::tls_dir().join("ca.pem").display(),
+    );
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    xds_server::source::kube::install_crypto_provider();
+    let client = kube::Client::try_from(config).expect("TLS client");
+    let running = start_with(client, Some("default"), Options::default()).await;
+    let first = running.published.translation.load_full();
+    assert!(endpoints(&first).contains("9001"), "{}", endpoints(&first));
+    assert_eq!(fake.authorization().as_deref(), Some("Bearer sa-token"));
+
+    // A client that does not trust the CA is refused.
+    let url = format!("https://127.0.0.1:{}", fake.addr.port());
+    let untrusted = kube::Client::try_from(kube::Config::new(url.parse().expect("url")))
+        .expect("client");
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(untrusted, "default");
+    assert!(api.list(&Default::default()).await.is_err());
 }
 
 #[tokio::test]

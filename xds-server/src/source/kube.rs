@@ -58,6 +58,16 @@ pub struct KubeSource {
     pub synced: signal::Receiver<bool>,
 }
 
+/// Installs rustls' process-wide crypto provider (ring) unless one is installed already.
+/// kube's TLS (HTTPS API servers, in-cluster or from a kubeconfig) needs one, and rustls
+/// panics at the first handshake if more than one provider is compiled in and none is chosen.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only means another thread installed one in between, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// Starts the task that writes conditions back to objects' `status` (while `leader` is true;
 /// always without election).
 pub fn spawn_status_writer(

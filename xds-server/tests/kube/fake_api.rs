@@ -61,6 +61,8 @@ struct Store {
     failing_watches: usize,
     lists: usize,
     recorded: Vec<Recorded>,
+    /// The `Authorization` header of the last request.
+    authorization: Option<String>,
 }
 
 struct Shared {
@@ -83,6 +85,16 @@ impl Drop for FakeApi {
 
 impl FakeApi {
     pub async fn start() -> FakeApi {
+        Self::serve(None).await
+    }
+
+    /// Serves HTTPS with the certificate in `tests/kube/tls/` (for 127.0.0.1, `localhost` and
+    /// `kubernetes.default.svc`, signed by `tls/ca.pem`), as a real API server does.
+    pub async fn start_tls() -> FakeApi {
+        Self::serve(Some(tls::acceptor())).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> FakeApi {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store {
                 rv: 1,
@@ -98,9 +110,17 @@ impl FakeApi {
             .expect("bind fake API server");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = match tls {
+                None => axum::serve(listener, app).await,
+                Some(acceptor) => axum::serve(tls::Listener { listener, acceptor }, app).await,
+            };
         });
         FakeApi { addr, shared, task }
+    }
+
+    /// The `Authorization` header of the last request.
+    pub fn authorization(&self) -> Option<String> {
+        self.store().authorization.clone()
     }
 
     /// A kube client for this server (plain HTTP).
@@ -353,6 +373,11 @@ async fn handle(
     } else {
         serde_json::from_slice(&body).unwrap_or(Value::Null)
     };
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    shared.store.lock().expect("store").authorization = authorization;
     if method != Method::GET && method != Method::DELETE {
         shared.store.lock().expect("store").recorded.push(Recorded {
             method: method.to_string(),
@@ -534,4 +559,64 @@ fn watch(shared: &Shared, path: &Path, query: &BTreeMap<String, String>) -> Resp
             std::future::ready(event)
         });
     Body::from_stream(backlog.chain(live)).into_response()
+}
+
+mod tls {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::server::TlsStream;
+
+    pub fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kube/tls")
+    }
+
+    pub fn acceptor() -> TlsAcceptor {
+        xds_server::source::kube::install_crypto_provider();
+        let certs = CertificateDer::pem_file_iter(dir().join("server.pem"))
+            .expect("server.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(dir().join("server.key")).expect("server.key");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server TLS config");
+        TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// Accepted connections after their TLS handshake (failed handshakes are dropped).
+    pub struct Listener {
+        pub listener: TcpListener,
+        pub acceptor: TlsAcceptor,
+    }
+
+    impl axum::serve::Listener for Listener {
+        type Io = TlsStream<TcpStream>;
+        type Addr = std::net::SocketAddr;
+
+        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+            loop {
+                let Ok((tcp, addr)) = self.listener.accept().await else {
+                    continue;
+                };
+                if let Ok(tls) = self.acceptor.accept(tcp).await {
+                    return (tls, addr);
+                }
+            }
+        }
+
+        fn local_addr(&self) -> std::io::Result<Self::Addr> {
+            self.listener.local_addr()
+        }
+    }
+}
+
+/// The folder with the fake's certificate, key and CA.
+pub fn tls_dir() -> std::path::PathBuf {
+    tls::dir()
 }
