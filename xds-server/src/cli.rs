@@ -8,7 +8,7 @@ use clap::Parser;
 
 use crate::pipeline::Debounce;
 use crate::server::{Config, Source};
-use crate::source::kube::KubeConfig;
+use crate::source::kube::{KubeConfig, LeaseConfig, lease};
 use crate::translate::{ExtprocOptions, Options, RateLimitOptions};
 
 #[derive(Debug, Parser)]
@@ -34,6 +34,19 @@ pub struct Args {
     /// watched); every namespace by default.
     #[arg(long, conflicts_with = "config_dir")]
     pub namespace: Option<String>,
+    /// With --kube: elect a leader on a coordination.k8s.io Lease; only the leader writes
+    /// status (run this with more than one replica).
+    #[arg(long, conflicts_with = "config_dir")]
+    pub leader_elect: bool,
+    /// The Lease's namespace (default: --namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+    /// The Lease's name.
+    #[arg(long, default_value = LeaseConfig::DEFAULT_NAME)]
+    pub leader_elect_lease_name: String,
+    /// This replica's identity in the Lease (default: POD_NAME, else the hostname).
+    #[arg(long)]
+    pub leader_elect_identity: Option<String>,
     /// ADS gRPC address.
     #[arg(long, default_value = "127.0.0.1:18000")]
     pub ads_addr: SocketAddr,
@@ -152,8 +165,28 @@ impl Args {
             _ => Source::Kube(KubeConfig {
                 client: None,
                 namespace: self.namespace.clone(),
+                leader_election: self.leader_election(),
             }),
         }
+    }
+
+    fn leader_election(&self) -> Option<LeaseConfig> {
+        if !self.leader_elect {
+            return None;
+        }
+        let namespace = self
+            .leader_elect_namespace
+            .clone()
+            .or_else(|| self.namespace.clone())
+            .unwrap_or_else(|| "default".to_string());
+        let identity = self
+            .leader_elect_identity
+            .clone()
+            .unwrap_or_else(lease::default_identity);
+        Some(LeaseConfig {
+            name: self.leader_elect_lease_name.clone(),
+            ..LeaseConfig::new(namespace, identity)
+        })
     }
 
     pub fn config(&self) -> Result<Config, String> {
@@ -184,6 +217,31 @@ mod tests {
             matches!(kube.source(), Source::Kube(KubeConfig { namespace: Some(ns), .. }) if ns == "gw")
         );
         assert!(Args::try_parse_from(["xds-server", "--kube", "--config-dir", "x"]).is_err());
+        let elect = Args::try_parse_from([
+            "xds-server",
+            "--kube",
+            "--namespace",
+            "gw",
+            "--leader-elect",
+            "--leader-elect-identity",
+            "pod-1",
+        ])
+        .expect("leader election");
+        let Source::Kube(KubeConfig {
+            leader_election: Some(lease),
+            ..
+        }) = elect.source()
+        else {
+            panic!("leader election configured");
+        };
+        assert_eq!(
+            (lease.namespace.as_str(), lease.name.as_str(), lease.identity.as_str()),
+            ("gw", "infergate-xds-server", "pod-1")
+        );
+        assert_eq!(lease.duration, Duration::from_secs(15));
+        assert!(
+            Args::try_parse_from(["xds-server", "--config-dir", "x", "--leader-elect"]).is_err()
+        );
         assert!(
             Args::try_parse_from(["xds-server", "--namespace", "gw", "--config-dir", "x"]).is_err()
         );

@@ -149,10 +149,15 @@ pub async fn start_from(source: Source, config: Config) -> Result<Running, Error
             let source =
                 kube_source::spawn(client.clone(), kube_config.namespace.clone(), store.clone());
             // Without leader election every replica writes (the same) status.
+            let leader = kube_config.leader_election.clone().map(|lease| {
+                let (task, leader) = kube_source::spawn_leader_election(client.clone(), lease);
+                tasks.push(task);
+                leader
+            });
             tasks.push(kube_source::spawn_status_writer(
                 client,
                 published.clone(),
-                None,
+                leader,
             ));
             tasks.extend(source.tasks);
             let mut synced = source.synced;

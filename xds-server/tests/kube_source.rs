@@ -44,10 +44,16 @@ async fn start(fake: &FakeApi, namespace: Option<&str>, options: Options) -> Run
 }
 
 async fn start_with(client: kube::Client, namespace: Option<&str>, options: Options) -> Running {
-    let source = Source::Kube(KubeConfig {
+    let source = KubeConfig {
         client: Some(client),
         namespace: namespace.map(str::to_string),
-    });
+        leader_election: None,
+    };
+    start_source(source, options).await
+}
+
+async fn start_source(source: KubeConfig, options: Options) -> Running {
+    let source = Source::Kube(source);
     let config = Config {
         dir: PathBuf::new(),
         ads_addr: "127.0.0.1:0".parse().expect("addr"),
@@ -518,4 +524,77 @@ async fn status_patches_carry_the_conditions_with_server_side_apply_only_when_th
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+fn elected(fake: &FakeApi, identity: &str) -> KubeConfig {
+    KubeConfig {
+        client: Some(fake.client()),
+        namespace: Some("default".into()),
+        leader_election: Some(xds_server::source::kube::LeaseConfig {
+            duration: Duration::from_millis(1500),
+            renew_every: Duration::from_millis(200),
+            ..xds_server::source::kube::LeaseConfig::new("default", identity)
+        }),
+    }
+}
+
+fn lease_holder(fake: &FakeApi) -> Option<String> {
+    let lease = fake.get(
+        "coordination.k8s.io/v1",
+        "Lease",
+        "default",
+        "infergate-xds-server",
+    )?;
+    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+}
+
+async fn wait_for_holder(fake: &FakeApi, identity: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while lease_holder(fake).as_deref() != Some(identity) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {identity} to hold the lease (holder {:?})",
+            lease_holder(fake)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn only_the_elected_leader_writes_status_and_another_replica_takes_over_when_it_stops() {
+    let fake = FakeApi::start().await;
+    fake.apply_yaml(GATEWAY);
+    let a = start_source(elected(&fake, "replica-a"), Options::default()).await;
+    wait_for_holder(&fake, "replica-a").await;
+    wait_for_patch(&fake, "/gateways/gw/status").await;
+    let b = start_source(elected(&fake, "replica-b"), Options::default()).await;
+    // Several of b's rounds, each seeing a renewed Lease: b follows and writes nothing.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(lease_holder(&fake).as_deref(), Some("replica-a"));
+    assert_eq!(
+        status_patches(&fake, "/gateways/gw/status").len(),
+        1,
+        "only the leader wrote"
+    );
+    let lease = fake
+        .get("coordination.k8s.io/v1", "Lease", "default", "infergate-xds-server")
+        .expect("lease");
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 1);
+
+    // The leader stops renewing (its process ends): b takes the Lease over and writes.
+    drop(a);
+    wait_for_holder(&fake, "replica-b").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while status_patches(&fake, "/gateways/gw/status").len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new leader writes status"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lease = fake
+        .get("coordination.k8s.io/v1", "Lease", "default", "infergate-xds-server")
+        .expect("lease");
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    drop(b);
 }

@@ -11,11 +11,13 @@
 //! - Secrets: every Secret in the watched namespace(s) is read (the index needs the referenced
 //!   ones; a field selector cannot express "referenced"). RBAC must allow `list`/`watch` on
 //!   Secrets there.
-//! - Conditions are written back to `status` with server-side apply (see [`status_body`]).
+//! - Conditions are written back to `status` with server-side apply (see [`status_body`]), by
+//!   the elected leader only when [`KubeConfig::leader_election`] is set (see [`lease`]).
 //! - `${VAR}` references are a directory-source feature: Kubernetes objects are taken as they are.
 
 mod batch;
 mod convert;
+pub mod lease;
 mod resources;
 pub mod status_body;
 mod status_writer;
@@ -28,6 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use batch::{Change, InitialBatch, apply_change};
 pub use convert::raw_object;
+pub use lease::LeaseConfig;
 pub use resources::{WATCHED, api_resource};
 
 use crate::pipeline::ConfigStore;
@@ -40,6 +43,9 @@ pub struct KubeConfig {
     /// Watch this namespace only (cluster-scoped kinds such as GatewayClass are always watched
     /// cluster-wide); `None` watches every namespace.
     pub namespace: Option<String>,
+    /// Elect a leader on this Lease; only the leader writes status. `None`: every replica
+    /// writes (one replica).
+    pub leader_election: Option<LeaseConfig>,
 }
 
 impl std::fmt::Debug for KubeConfig {
@@ -47,6 +53,7 @@ impl std::fmt::Debug for KubeConfig {
         f.debug_struct("KubeConfig")
             .field("client", &self.client.as_ref().map(|_| "…"))
             .field("namespace", &self.namespace)
+            .field("leader_election", &self.leader_election)
             .finish()
     }
 }
@@ -66,6 +73,15 @@ pub fn install_crypto_provider() {
         // Err only means another thread installed one in between, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+/// Starts the leader election task; the receiver turns `true` while this replica leads.
+pub fn spawn_leader_election(
+    client: kube::Client,
+    config: LeaseConfig,
+) -> (JoinHandle<()>, signal::Receiver<bool>) {
+    let (tx, rx) = signal::channel(false);
+    (tokio::spawn(lease::run(client, config, tx)), rx)
 }
 
 /// Starts the task that writes conditions back to objects' `status` (while `leader` is true;
