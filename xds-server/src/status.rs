@@ -111,6 +111,10 @@ fn is_error(c: &Condition) -> bool {
 pub struct StatusReport {
     pub objects: BTreeMap<ObjectKey, ObjectStatus>,
     pub source_errors: Vec<SourceError>,
+    /// Each InferencePool's parents: the `namespace/name` of every Gateway that accepted a
+    /// route sending to it (written to the pool's `status.parents`).
+    #[serde(skip)]
+    pub pool_parents: BTreeMap<ObjectKey, std::collections::BTreeSet<String>>,
 }
 
 impl StatusReport {

@@ -9,6 +9,7 @@
 pub mod build;
 pub mod ir;
 pub mod pool;
+mod pool_parents;
 
 mod ai_route;
 mod assemble;
@@ -182,6 +183,7 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
     pool::report(&mut cx);
     let rate_limits = rate_limit::compile(&mut cx);
     backend::report_unattached(&mut cx);
+    cx.status.pool_parents = pool_parents::collect(snapshot, &cx.status);
     let (all, by_gateway) = assemble::assemble(&gateways, routes, options, &cx.epps, &rate_limits);
     for (key, origin) in &snapshot.origins {
         if let Some(object) = cx.status.objects.get_mut(key) {

@@ -598,3 +598,91 @@ async fn only_the_elected_leader_writes_status_and_another_replica_takes_over_wh
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     drop(b);
 }
+
+const POOL: &str = r#"
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: mistral, namespace: default}
+spec:
+  targetPorts: [{number: 8080}]
+  selector: {matchLabels: {app: mistral}}
+  endpointPickerRef: {name: mistral-epp, port: {number: 9002}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: mistral-epp, namespace: default}
+spec:
+  selector: {app: mistral-epp}
+  ports: [{name: grpc, port: 9002, targetPort: 9002}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-pool, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs:
+    - {group: inference.networking.k8s.io, kind: InferencePool, name: mistral}
+"#;
+
+#[tokio::test]
+async fn an_inference_pools_status_lists_the_gateways_whose_routes_send_to_it() {
+    let fake = FakeApi::start().await;
+    fake.apply_yaml(GATEWAY);
+    fake.apply_yaml(POOL);
+    let _running = start(&fake, Some("default"), Options::default()).await;
+    let patch = wait_for_patch(&fake, "/inferencepools/mistral/status").await;
+    assert_eq!(
+        patch.path,
+        "/apis/inference.networking.k8s.io/v1/namespaces/default/inferencepools/mistral/status"
+    );
+    assert!(patch.content_type.contains("apply-patch"), "server-side apply");
+    assert_eq!(patch.query.get("fieldManager").map(String::as_str), Some("infergate"));
+    assert_eq!(patch.body["kind"], "InferencePool");
+    let parents = patch.body["status"]["parents"]
+        .as_array()
+        .expect("parents");
+    assert_eq!(parents.len(), 1, "{parents:?}");
+    assert_eq!(
+        parents[0]["parentRef"],
+        json!({"group": "gateway.networking.k8s.io", "kind": "Gateway",
+               "namespace": "default", "name": "gw"})
+    );
+    assert_eq!(
+        parents[0]["controllerName"],
+        "infergate.io/gateway-controller"
+    );
+    let conditions = parents[0]["conditions"].as_array().expect("conditions");
+    let of = |type_: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == type_)
+            .unwrap_or_else(|| panic!("{type_} in {conditions:?}"))
+    };
+    assert_eq!(of("Accepted")["status"], "True");
+    assert_eq!(of("ResolvedRefs")["status"], "True");
+    assert!(
+        of("ResolvedRefs")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("mistral-epp")),
+        "{conditions:?}"
+    );
+    assert!(of("Accepted")["lastTransitionTime"].is_string());
+
+    // No route sends to the pool any more: no parents.
+    fake.delete("gateway.networking.k8s.io/v1", "HTTPRoute", "default", "to-pool");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let patches = status_patches(&fake, "/inferencepools/mistral/status");
+        if patches.len() > 1 {
+            let last = &patches[patches.len() - 1];
+            assert_eq!(last.body["status"]["parents"], json!([]));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a second pool status patch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

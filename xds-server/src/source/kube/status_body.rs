@@ -5,13 +5,16 @@
 //!   unscoped conditions (a Gateway's per-listener conditions stay in `/status`).
 //! - HTTPRoute, AIGatewayRoute: `status.parents`, one per `parent Gateway ns/name` scope, each
 //!   with that parent's conditions plus the route's unscoped ones.
+//! - InferencePool: `status.parents`, one per Gateway that accepted a route sending to the pool
+//!   ([`crate::status::StatusReport::pool_parents`]), each with all the pool's conditions (an
+//!   empty list when no Gateway reaches it).
 //! - Conditions of one type are merged into one (Kubernetes keys conditions by type): the
 //!   failure wins, with the failing messages joined.
 
 use serde_json::{Value, json};
 
 use crate::object::{Kind, ObjectKey};
-use crate::status::{Condition, reason};
+use crate::status::{Condition, StatusReport, reason};
 
 /// Server-side apply field manager.
 pub const FIELD_MANAGER: &str = "infergate";
@@ -27,12 +30,42 @@ pub fn writes_status(kind: Kind) -> bool {
             | Kind::AIGatewayRoute
             | Kind::AIServiceBackend
             | Kind::BackendSecurityPolicy
+            | Kind::InferencePool
     )
 }
 
-/// The `status` of `key`, without `lastTransitionTime`s; `None` for kinds not written back.
+/// The `status` of `key` as `report` has it, without `lastTransitionTime`s; `None` for kinds
+/// not written back and objects the report does not know.
+pub fn status_of(key: &ObjectKey, report: &StatusReport, controller: &str) -> Option<Value> {
+    let conditions = &report.objects.get(key)?.conditions;
+    if key.kind != Kind::InferencePool {
+        return status(key, conditions, controller);
+    }
+    let parents: Vec<Value> = report
+        .pool_parents
+        .get(key)
+        .into_iter()
+        .flatten()
+        .map(|gateway| parent(gateway, controller, merge(conditions.iter())))
+        .collect();
+    Some(json!({ "parents": parents }))
+}
+
+/// One `status.parents` entry for the Gateway `namespace/name`.
+fn parent(gateway: &str, controller: &str, conditions: Vec<Value>) -> Value {
+    let (namespace, name) = gateway.split_once('/').unwrap_or(("", gateway));
+    json!({
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                      "namespace": namespace, "name": name},
+        "controllerName": controller,
+        "conditions": conditions,
+    })
+}
+
+/// The `status` of `key` from its conditions, without `lastTransitionTime`s; `None` for kinds
+/// not written back and for InferencePools (see [`status_of`]).
 pub fn status(key: &ObjectKey, conditions: &[Condition], controller: &str) -> Option<Value> {
-    if !writes_status(key.kind) {
+    if !writes_status(key.kind) || key.kind == Kind::InferencePool {
         return None;
     }
     let unscoped = conditions.iter().filter(|c| c.scope.is_none());
@@ -52,18 +85,12 @@ pub fn status(key: &ObjectKey, conditions: &[Condition], controller: &str) -> Op
     }
     let parents: Vec<Value> = parents
         .into_iter()
-        .map(|parent| {
-            let (namespace, name) = parent.split_once('/').unwrap_or(("", parent));
-            let scope = format!("{PARENT_SCOPE}{parent}");
+        .map(|gateway| {
+            let scope = format!("{PARENT_SCOPE}{gateway}");
             let own = conditions
                 .iter()
                 .filter(|c| c.scope.as_deref() == Some(scope.as_str()) || c.scope.is_none());
-            json!({
-                "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
-                              "namespace": namespace, "name": name},
-                "controllerName": controller,
-                "conditions": merge(own),
-            })
+            parent(gateway, controller, merge(own))
         })
         .collect();
     Some(json!({ "parents": parents }))
@@ -216,5 +243,32 @@ mod tests {
         stamp(&mut changed, Some(&again), "T3");
         assert_eq!(changed["conditions"][0]["lastTransitionTime"], "T3");
         assert!(status(&ObjectKey::new(Kind::Secret, "default", "s"), &ok, "c").is_none());
+    }
+
+    #[test]
+    fn a_pools_parents_are_the_gateways_that_reach_it_each_with_the_pools_conditions() {
+        let pool = ObjectKey::new(Kind::InferencePool, "default", "mistral");
+        let mut report = StatusReport::default();
+        report.push(
+            &pool,
+            Condition::ok(reason::ACCEPTED, reason::ACCEPTED, "served"),
+        );
+        report.push(
+            &pool,
+            Condition::ok(reason::RESOLVED_REFS, reason::NO_READY_PODS, "no pod").scoped("selector"),
+        );
+        let pool_status = status_of(&pool, &report, "c").expect("pool");
+        assert_eq!(pool_status, json!({"parents": []}), "no Gateway reaches it yet");
+        report.pool_parents.insert(
+            pool.clone(),
+            ["default/gw".to_string(), "infra/edge".to_string()].into(),
+        );
+        let pool_status = status_of(&pool, &report, "c").expect("pool");
+        let parents = pool_status["parents"].as_array().expect("parents");
+        assert_eq!(parents.len(), 2);
+        assert_eq!(parents[1]["parentRef"]["namespace"], "infra");
+        assert_eq!(parents[1]["parentRef"]["name"], "edge");
+        assert_eq!(parents[0]["conditions"][1]["reason"], "NoReadyPods");
+        assert!(status(&pool, &report.objects[&pool].conditions, "c").is_none());
     }
 }

@@ -28,8 +28,8 @@ pub async fn run(
         let leading = leader.as_mut().is_none_or(|l| *l.borrow_and_update());
         if leading {
             let report = published.status.load_full();
-            for (key, object) in &report.objects {
-                let Some(wanted) = status_body::status(key, &object.conditions, controller) else {
+            for key in report.objects.keys() {
+                let Some(wanted) = status_body::status_of(key, &report, controller) else {
                     continue;
                 };
                 let previous = written.get(key);
