@@ -16,7 +16,9 @@
 //! ```
 
 pub mod envoy;
+pub mod fake_anthropic;
 pub mod fake_openai;
+pub mod gateway;
 pub mod http;
 pub mod load;
 pub mod ports;

@@ -14,12 +14,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use ratelimit::StorageOptions;
 use serde_json::json;
-use xds_server::pipeline::Debounce;
-use xds_server::server::{self, Config};
-use xds_server::translate::{Options, RateLimitOptions};
+use xds_server::translate::RateLimitOptions;
 
 use crate::fake_openai::{CHAT_USAGE, FakeOpenAi};
-use crate::{Envoy, http, ports, wait};
+use crate::gateway::Gateway;
+use crate::{http, ports, wait};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 pub const KEY: &str = "sk-ratelimit-upstream";
@@ -113,13 +112,10 @@ spec:
 }
 
 pub struct Stack {
-    pub envoy: Envoy,
+    pub gateway: Gateway,
     pub limiters: Vec<ratelimit::Running>,
     pub port: u16,
     _upstream: FakeOpenAi,
-    _extproc: (extproc::Running, extproc::XdsClientHandle),
-    _server: server::Running,
-    _dir: tempfile::TempDir,
 }
 
 impl Stack {
@@ -141,65 +137,21 @@ impl Stack {
                 .await?,
             );
         }
-        let store = extproc::config::ConfigStore::new();
-        let extproc = extproc::Server::start(
-            extproc::Options {
-                grpc_addr: "127.0.0.1:0".parse()?,
-                admin_addr: "127.0.0.1:0".parse()?,
-                ..Default::default()
-            },
-            store.clone(),
-        )
-        .await?;
         let port = ports::free_port()?;
-        let dir = tempfile::tempdir()?;
-        std::fs::write(
-            dir.path().join("stack.yaml"),
-            manifests(port, upstream.addr()),
-        )?;
-        let extproc_options = xds_server::cli::extproc_options(
-            &extproc.bound().grpc.to_string(),
-            xds_server::translate::ExtprocOptions::DEFAULT_BODY_LIMIT,
-        )
-        .map_err(anyhow::Error::msg)?;
-        let server = server::start(Config {
-            dir: dir.path().to_path_buf(),
-            ads_addr: "127.0.0.1:0".parse()?,
-            admin_addr: "127.0.0.1:0".parse()?,
-            translate: Options {
-                listener_address: "127.0.0.1".into(),
-                extproc: Some(extproc_options),
-                ratelimit: Some(RateLimitOptions {
-                    endpoints: limiters
-                        .iter()
-                        .map(|l| ("127.0.0.1".to_string(), l.bound().grpc.port()))
-                        .collect(),
-                    timeout: Duration::from_millis(500),
-                    failure_mode_deny: fail_closed,
-                }),
-                ..Options::default()
-            },
-            debounce: Debounce::default(),
-        })
-        .await?;
-        server.ready().await;
-        let xds = extproc::xds_client::spawn(server.ads_addr, store);
-        if !tokio::time::timeout(TIMEOUT, xds.first_config())
-            .await
-            .context("extproc got no config")?
-        {
-            bail!("the extproc's xDS client stopped");
-        }
-        let envoy = crate::xds::start_envoy(server.ads_addr, false).await?;
-        crate::xds::wait_synced(&server).await?;
+        let ratelimit = RateLimitOptions {
+            endpoints: limiters
+                .iter()
+                .map(|l| ("127.0.0.1".to_string(), l.bound().grpc.port()))
+                .collect(),
+            timeout: Duration::from_millis(500),
+            failure_mode_deny: fail_closed,
+        };
+        let gateway = Gateway::start(&manifests(port, upstream.addr()), Some(ratelimit)).await?;
         let stack = Stack {
-            envoy,
+            gateway,
             limiters,
             port,
             _upstream: upstream,
-            _extproc: (extproc, xds),
-            _server: server,
-            _dir: dir,
         };
         // Ready when a limited route answers through every filter.
         wait::until("a chat answer through the gateway", TIMEOUT, || async {
@@ -207,7 +159,7 @@ impl Stack {
             Ok((r.status == 200).then_some(()))
         })
         .await
-        .with_context(|| format!("envoy log:\n{}", stack.envoy.log()))?;
+        .with_context(|| format!("envoy log:\n{}", stack.gateway.envoy.log()))?;
         Ok(stack)
     }
 
@@ -289,7 +241,10 @@ impl Stack {
 
     pub async fn envoy_stat(&self, suffix: &str) -> Result<u64> {
         let text = http::get(
-            &format!("http://{}/stats?filter={suffix}$", self.envoy.admin_addr()),
+            &format!(
+                "http://{}/stats?filter={suffix}$",
+                self.gateway.envoy.admin_addr()
+            ),
             &[],
         )
         .await?
