@@ -134,3 +134,33 @@ async fn the_openai_sdk_chats_with_an_anthropic_backend_sync_and_streaming() -> 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_anthropic_sdk_reaches_an_anthropic_backend_through_the_gateway() -> Result<()> {
+    let upstream = FakeAnthropic::start(KEY).await?;
+    let port = ports::free_port()?;
+    let gateway = Gateway::start(&manifests(port, upstream.addr()), None).await?;
+    let base = format!("http://127.0.0.1:{port}/anthropic");
+    let results = sdk::anthropic(&base, MODEL, &["messages", "messages-stream"]).await?;
+    let text: String = REPLY_PIECES.concat();
+    let want_usage = json!({"input_tokens": USAGE.0, "output_tokens": USAGE.1});
+    for result in &results {
+        assert_eq!(result["ok"], true, "{result}\n{}", gateway.envoy.log());
+        assert_eq!(result["text"], text, "{result}");
+        assert_eq!(result["stop_reason"], "end_turn", "{result}");
+        assert_eq!(result["usage"], want_usage, "{result}");
+    }
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for request in &seen {
+        assert_eq!(request.path, "/v1/messages");
+        assert_eq!(
+            request.header("x-api-key"),
+            Some(KEY),
+            "the gateway's key, not the client's"
+        );
+    }
+    // The system prompt passed through untouched.
+    assert_eq!(seen[0].json().unwrap_or_default()["system"], "Be brief.");
+    Ok(())
+}
