@@ -744,7 +744,11 @@ async fn provider_failures_reach_the_client_as_they_happened_and_charge_nothing(
     // write nothing.
     let charged: Vec<&Value> = chats
         .iter()
-        .filter(|l| l["costs"]["llm_total_token"].as_f64().is_some_and(|t| t > 0.0))
+        .filter(|l| {
+            l["costs"]["llm_total_token"]
+                .as_f64()
+                .is_some_and(|t| t > 0.0)
+        })
         .collect();
     let failed: Vec<&Value> = chats
         .iter()
