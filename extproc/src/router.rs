@@ -402,20 +402,7 @@ impl RouterLeg {
             &usage,
             state.first_token.filter(|_| succeeded && request.stream),
         );
-        if !succeeded {
-            // An upstream error is refunded; a response that did not end cleanly keeps its
-            // reservation charged (never less than the estimate).
-            if state.success || self.reservation.is_empty() {
-                return None;
-            }
-            let mut fields: Vec<_> = self
-                .reservation
-                .keys()
-                .map(|key| (key.to_string(), envoy::number_value(0.0)))
-                .collect();
-            fields.extend(self.reservation.settle_fields());
-            return Some(envoy::metadata(keys::AI_GATEWAY_METADATA_NAMESPACE, fields));
-        }
+        // Which backend and route answered, for the access log, successful or not.
         let mut fields = vec![
             (
                 keys::METADATA_MODEL_NAME_OVERRIDE.to_string(),
@@ -425,16 +412,31 @@ impl RouterLeg {
                 keys::METADATA_BACKEND_NAME.to_string(),
                 envoy::string_value(backend.name.clone()),
             ),
-            (
-                keys::METADATA_RESPONSE_MODEL.to_string(),
-                envoy::string_value(response_model),
-            ),
         ];
         if let Some(route) = &state.route {
             fields.push((
                 keys::METADATA_ROUTE_NAME.to_string(),
                 envoy::string_value(route.name.clone()),
             ));
+        }
+        if !succeeded {
+            // An upstream error is refunded; a response that did not end cleanly keeps its
+            // reservation charged (never less than the estimate).
+            if !state.success {
+                fields.extend(
+                    self.reservation
+                        .keys()
+                        .map(|key| (key.to_string(), envoy::number_value(0.0))),
+                );
+                fields.extend(self.reservation.settle_fields());
+            }
+            return Some(envoy::metadata(keys::AI_GATEWAY_METADATA_NAMESPACE, fields));
+        }
+        fields.push((
+            keys::METADATA_RESPONSE_MODEL.to_string(),
+            envoy::string_value(response_model),
+        ));
+        if let Some(route) = &state.route {
             if state.usage.is_reported() {
                 let inputs = CostInputs {
                     model: &request_model,

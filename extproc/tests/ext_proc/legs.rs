@@ -275,10 +275,13 @@ async fn upstream_error_json_passes_through_and_refunds_the_reservation() {
             false,
         ))
         .await;
-    // No cost, but every reserved estimate is settled at 0 (the upstream refused the request).
+    // No cost, but every reserved estimate is settled at 0 (the upstream refused the request),
+    // and the access log still learns which backend answered.
     let metadata = format!("{:?}", answer.dynamic_metadata);
     assert!(
-        metadata.contains("llm_total_token.reserved") && !metadata.contains("backend_name"),
+        metadata.contains("llm_total_token.reserved")
+            && metadata.contains("backend_name")
+            && !metadata.contains("response_model"),
         "{metadata}"
     );
     assert!(super::harness::skips_body(&answer, false));
