@@ -19,6 +19,7 @@ use infergate_crds::{
     GatewayConfig, InferenceObjective, InferencePool,
 };
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::object::{Kind, ObjectKey, Origin, RawObject};
 use crate::source::SourceError;
@@ -43,6 +44,7 @@ pub enum Body {
     Secret(Secret),
     Service(Service),
     Pod(Pod),
+    EndpointSlice(EndpointSlice),
 }
 
 /// An object's state in the index.
@@ -248,6 +250,7 @@ accessors! {
     Secret => secrets, secret: Secret;
     Service => services, service: Service;
     Pod => pods, pod: Pod;
+    EndpointSlice => endpoint_slices, endpoint_slice: EndpointSlice;
 }
 
 #[cfg(test)]

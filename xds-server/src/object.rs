@@ -22,6 +22,7 @@ pub enum Kind {
     Secret,
     Service,
     Pod,
+    EndpointSlice,
 }
 
 /// What the sources decide about a document's `apiVersion` + `kind`.
@@ -55,6 +56,7 @@ const EG: &[&str] = &["gateway.envoyproxy.io/v1alpha1"];
 const POOL: &[&str] = &["inference.networking.k8s.io/v1"];
 const OBJECTIVE: &[&str] = &["inference.networking.x-k8s.io/v1alpha2"];
 const CORE: &[&str] = &["v1"];
+const DISCOVERY: &[&str] = &["discovery.k8s.io/v1"];
 
 impl Kind {
     pub const ALL: &'static [Kind] = &[
@@ -74,6 +76,7 @@ impl Kind {
         Kind::Secret,
         Kind::Service,
         Kind::Pod,
+        Kind::EndpointSlice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +97,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::Service => "Service",
             Kind::Pod => "Pod",
+            Kind::EndpointSlice => "EndpointSlice",
         }
     }
 
@@ -111,6 +115,7 @@ impl Kind {
             Kind::InferencePool => POOL,
             Kind::InferenceObjective => OBJECTIVE,
             Kind::Secret | Kind::Service | Kind::Pod => CORE,
+            Kind::EndpointSlice => DISCOVERY,
         }
     }
 

@@ -16,6 +16,7 @@ mod assemble;
 mod attach;
 mod backend;
 mod duration;
+mod endpoint_slices;
 mod extproc_config;
 mod gateway;
 mod http_route;

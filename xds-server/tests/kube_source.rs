@@ -686,3 +686,83 @@ async fn an_inference_pools_status_lists_the_gateways_whose_routes_send_to_it() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+fn service_route() -> serde_json::Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "to-service", "namespace": "default"},
+        "spec": {"parentRefs": [{"name": "gw"}],
+                 "rules": [{"backendRefs": [{"name": "llm", "port": 80}]}]},
+    })
+}
+
+fn llm_slice(name: &str, endpoints: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "llm"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}],
+        "endpoints": endpoints,
+    })
+}
+
+fn service_cluster(t: &Translation) -> Option<String> {
+    t.all
+        .clusters
+        .iter()
+        .find(|c| c.name == "service/default/llm/80")
+        .map(|c| format!("{:?}", c.discovery))
+}
+
+#[tokio::test]
+async fn a_services_endpoint_slices_become_its_eds_endpoints_and_follow_changes() {
+    let fake = FakeApi::start().await;
+    fake.apply_yaml(GATEWAY);
+    fake.apply(service_route());
+    fake.apply(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "llm", "namespace": "default"},
+        "spec": {"selector": {"app": "llm"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "web"}]},
+    }));
+    fake.apply(llm_slice(
+        "llm-abc",
+        json!([{"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+               {"addresses": ["10.1.0.2"], "conditions": {"ready": false}}]),
+    ));
+    let running = start(&fake, Some("default"), Options::default()).await;
+    let first = running.published.translation.load_full();
+    let cluster = service_cluster(&first).expect("the Service's cluster");
+    assert!(cluster.starts_with("Eds"), "EDS, not DNS: {cluster}");
+    assert!(endpoints(&first).contains("10.1.0.1"), "{}", endpoints(&first));
+    assert!(endpoints(&first).contains("8000"), "the named targetPort");
+    assert!(!endpoints(&first).contains("10.1.0.2"), "not ready");
+    assert!(!endpoints(&first).contains("svc.cluster.local"));
+
+    // A Pod turns ready, and a second slice arrives.
+    fake.apply(llm_slice(
+        "llm-abc",
+        json!([{"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+               {"addresses": ["10.1.0.2"], "conditions": {"ready": true}}]),
+    ));
+    fake.apply(llm_slice(
+        "llm-def",
+        json!([{"addresses": ["10.1.0.3"]}]),
+    ));
+    wait_for(&running, "the new endpoints", |t| {
+        ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
+            .iter()
+            .all(|ip| endpoints(t).contains(ip))
+    })
+    .await;
+
+    // The first slice goes away: its endpoints go with it; the cluster stays EDS.
+    fake.delete("discovery.k8s.io/v1", "EndpointSlice", "default", "llm-abc");
+    let last = wait_for(&running, "the deleted slice's endpoints to go", |t| {
+        !endpoints(t).contains("10.1.0.1")
+    })
+    .await;
+    assert!(endpoints(&last).contains("10.1.0.3"));
+    assert_eq!(service_cluster(&last), Some(cluster));
+}

@@ -39,6 +39,11 @@ pub fn parse(raw: &RawObject) -> Result<Body, String> {
         Kind::Secret => Body::Secret(typed(v)?),
         Kind::Service => Body::Service(typed(v)?),
         Kind::Pod => Body::Pod(pod(v, raw.value.get("status"))?),
+        // Written by Kubernetes, not users: read leniently, so a field added by a newer
+        // Kubernetes does not drop a Service's endpoints.
+        Kind::EndpointSlice => {
+            Body::EndpointSlice(serde_json::from_value(v.clone()).map_err(|e| e.to_string())?)
+        }
     })
 }
 

@@ -1,7 +1,8 @@
 //! Backend references → endpoints and upstream TLS.
 //!
-//! Kinds: `gateway.envoyproxy.io/Backend` (FQDN and IP endpoints), core `Service` (its Pods'
-//! IPs when the folder has Pods it selects, else the cluster DNS name), and
+//! Kinds: `gateway.envoyproxy.io/Backend` (FQDN and IP endpoints), core `Service` (the ready
+//! addresses of its EndpointSlices when there are any, as in a cluster; else its Pods' IPs
+//! when the folder has Pods it selects; else the cluster DNS name), and
 //! `aigateway.envoyproxy.io/AIServiceBackend` (followed to its own backendRef). InferencePools
 //! are resolved in `pool.rs`.
 
@@ -11,6 +12,7 @@ use infergate_crds::Backend;
 use k8s_openapi::api::core::v1::Service;
 
 use super::Cx;
+use super::endpoint_slices;
 use super::ir::{CaIr, TlsIr};
 use super::refs::{self, From};
 use crate::object::{Kind, ObjectKey};
@@ -157,7 +159,9 @@ fn service(cx: &mut Cx<'_>, r: &BackendRef<'_>) -> Result<Resolved, RefError> {
             ),
         ));
     };
-    let endpoints = pod_endpoints(cx, object, &key, port).unwrap_or_else(|| {
+    let endpoints = endpoint_slices::endpoints(cx.snapshot, &key, object, port)
+        .or_else(|| pod_endpoints(cx, object, &key, port))
+        .unwrap_or_else(|| {
         vec![(
             format!("{}.{}.svc.cluster.local", r.name, r.namespace),
             port,

@@ -27,6 +27,7 @@ pub fn plural(kind: Kind) -> &'static str {
         Kind::Secret => "secrets",
         Kind::Service => "services",
         Kind::Pod => "pods",
+        Kind::EndpointSlice => "endpointslices",
     }
 }
 
