@@ -14,8 +14,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use build::{
-    Backend, BackendRef, BodyMutation, BuildOutput, ConfigError, Credential, HeaderMutation,
-    ListedModel, ObjectKind, Route, Rule, RuntimeConfig, SUPPORTED_SCHEMAS, Schema,
+    AwsCredential, Backend, BackendRef, BodyMutation, BuildOutput, ConfigError, Credential,
+    HeaderMutation, ListedModel, ObjectKind, Route, Rule, RuntimeConfig, SUPPORTED_SCHEMAS, Schema,
 };
 pub use store::ConfigStore;
 
@@ -160,12 +160,26 @@ pub enum CredentialConfig {
     /// `api-key: <key>` (AzureOpenAI schema).
     #[serde(rename = "APIKey")]
     ApiKey { key: String },
+    /// SigV4 (AWSBedrock schema) with static keys, from a BackendSecurityPolicy's
+    /// `awsCredentials` (region) and its credentials file.
+    #[serde(rename = "AWSCredentials", rename_all = "camelCase")]
+    AwsCredentials {
+        region: String,
+        access_key_id: String,
+        secret_access_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_token: Option<String>,
+    },
 }
 
 impl fmt::Debug for CredentialConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CredentialConfig::ApiKey { .. } => f.write_str("ApiKey { key: <redacted> }"),
+            CredentialConfig::AwsCredentials { region, .. } => write!(
+                f,
+                "AwsCredentials {{ region: {region:?}, keys: <redacted> }}"
+            ),
         }
     }
 }

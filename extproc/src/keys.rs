@@ -47,6 +47,9 @@ pub const LEG_UPSTREAM: &str = "upstream";
 /// Client credential headers, removed before the gateway's own credential is injected.
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "api-key", "x-api-key"];
 pub const AUTHORIZATION_HEADER: &str = "authorization";
+/// SigV4 headers a client may not pass to an `AWSCredentials` backend (the gateway signs).
+pub const AWS_SIGNING_HEADERS: &[&str] =
+    &["x-amz-date", "x-amz-security-token", "x-amz-content-sha256"];
 pub const X_API_KEY_HEADER: &str = "x-api-key";
 /// Azure OpenAI's key header.
 pub const AZURE_API_KEY_HEADER: &str = "api-key";

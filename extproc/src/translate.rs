@@ -14,6 +14,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod openai;
 
 use crate::api::{ClientApi, Endpoint};
@@ -36,6 +37,8 @@ pub enum Pair {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatProvider {
     Anthropic,
+    /// AWS Bedrock Converse / ConverseStream.
+    Bedrock,
 }
 
 impl Pair {
@@ -63,6 +66,7 @@ pub fn pair(schema: &Schema, endpoint: Option<Endpoint>, api: ClientApi) -> Opti
         (Schema::AzureOpenAI { .. }, Some(ChatCompletions | Completions | Embeddings)) => {
             Some(Pair::Azure)
         }
+        (Schema::AWSBedrock, Some(ChatCompletions)) => Some(Pair::Chat(ChatProvider::Bedrock)),
         // Paths the router leg does not know pass under the prefix, in their own API.
         (Schema::OpenAI { .. }, None) if api == ClientApi::OpenAI => Some(Pair::Same),
         (Schema::Anthropic { .. }, None) if api == ClientApi::Anthropic => Some(Pair::Same),
@@ -120,12 +124,19 @@ pub struct ResponseTranslator {
     provider: ChatProvider,
     cx: ResponseContext,
     created: i64,
+    /// The response's id where the provider's body has none (Bedrock's request id).
+    id: String,
     mode: Mode,
 }
 
 enum Mode {
     Json(Vec<u8>),
-    Error { status: u16, body: Vec<u8> },
+    Error {
+        status: u16,
+        /// The provider's error type header (Bedrock's `x-amzn-errortype`).
+        kind: Option<String>,
+        body: Vec<u8>,
+    },
     Stream(Box<dyn StreamTranslator>),
 }
 
@@ -143,6 +154,10 @@ impl ResponseTranslator {
             .and_then(|d| jiff::fmt::rfc2822::parse(d).ok())
             .map(|z| z.timestamp().as_second())
             .unwrap_or_else(|| jiff::Timestamp::now().as_second());
+        let id = match headers.get("x-amzn-requestid") {
+            Some(request_id) if !request_id.is_empty() => format!("chatcmpl-{request_id}"),
+            _ => format!("chatcmpl-{}", jiff::Timestamp::now().as_nanosecond()),
+        };
         let mut changes = HeaderChanges::default();
         changes.remove(keys::CONTENT_LENGTH_HEADER);
         let success = (200..300).contains(&status);
@@ -150,11 +165,12 @@ impl ResponseTranslator {
             changes.set(keys::CONTENT_TYPE_HEADER, "application/json");
             Mode::Error {
                 status,
+                kind: headers.get("x-amzn-errortype").map(str::to_string),
                 body: Vec::new(),
             }
         } else if cx.stream {
             changes.set(keys::CONTENT_TYPE_HEADER, "text/event-stream");
-            Mode::Stream(stream(provider, &cx, created))
+            Mode::Stream(stream(provider, &cx, id.clone(), created))
         } else {
             changes.set(keys::CONTENT_TYPE_HEADER, "application/json");
             Mode::Json(Vec::new())
@@ -163,6 +179,7 @@ impl ResponseTranslator {
             provider,
             cx,
             created,
+            id,
             mode,
         };
         (translator, changes)
@@ -185,7 +202,9 @@ impl ResponseTranslator {
                 }
                 let whole = std::mem::take(buf);
                 match &self.mode {
-                    Mode::Error { status, .. } => error(self.provider, *status, &whole),
+                    Mode::Error { status, kind, .. } => {
+                        error(self.provider, *status, kind.as_deref(), &whole)
+                    }
                     _ => self.json(&whole),
                 }
             }
@@ -196,6 +215,9 @@ impl ResponseTranslator {
         let translated = match self.provider {
             ChatProvider::Anthropic => {
                 anthropic::from_openai::response(body, &self.cx.model, self.created)
+            }
+            ChatProvider::Bedrock => {
+                bedrock::from_openai::response(body, &self.id, &self.cx.model, self.created)
             }
         };
         match translated {
@@ -212,16 +234,24 @@ impl ResponseTranslator {
     }
 }
 
-fn stream(provider: ChatProvider, cx: &ResponseContext, created: i64) -> Box<dyn StreamTranslator> {
+fn stream(
+    provider: ChatProvider,
+    cx: &ResponseContext,
+    id: String,
+    created: i64,
+) -> Box<dyn StreamTranslator> {
     match provider {
         ChatProvider::Anthropic => Box::new(anthropic::from_openai::Stream::new(cx, created)),
+        ChatProvider::Bedrock => Box::new(bedrock::from_openai::Stream::new(cx, id, created)),
     }
 }
 
-/// A provider's error body in OpenAI's shape (the status stays the provider's).
-pub fn error(provider: ChatProvider, status: u16, body: &[u8]) -> Vec<u8> {
+/// A provider's error body in OpenAI's shape (the status stays the provider's); `kind` is the
+/// provider's error type header, for providers that send one.
+pub fn error(provider: ChatProvider, status: u16, kind: Option<&str>, body: &[u8]) -> Vec<u8> {
     match provider {
         ChatProvider::Anthropic => anthropic::from_openai::error(status, body),
+        ChatProvider::Bedrock => bedrock::from_openai::error(status, kind, body),
     }
 }
 

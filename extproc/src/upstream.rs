@@ -42,6 +42,8 @@ struct Plan {
     usage_injected: bool,
     /// Set for a translated chat request.
     chat: Option<ChatPlan>,
+    /// The `:authority` Envoy sends upstream (what a SigV4 signature must cover).
+    authority: Option<String>,
 }
 
 /// A chat request translated for a provider, and then its response.
@@ -215,6 +217,7 @@ impl UpstreamLeg {
             inject_usage,
             usage_injected: false,
             chat,
+            authority: headers.get(":authority").map(str::to_string),
         });
         let mut response = envoy::request_headers(envoy::common(changes, None, false));
         if translates_response {
@@ -356,6 +359,9 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         (ChatProvider::Anthropic, Schema::Anthropic { prefix, version }) => {
             translate::anthropic::from_openai::request(&request, &model, prefix, version.as_deref())
         }
+        (ChatProvider::Bedrock, Schema::AWSBedrock) => {
+            translate::bedrock::from_openai::request(&request, &model)
+        }
         (provider, schema) => {
             return Err(invalid(format!(
                 "{provider:?} translation does not fit schema {}",
@@ -387,6 +393,36 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         body = object.to_vec();
     }
     let mut changes = HeaderChanges::default();
+    // Signed last, over the final path, headers and body.
+    if let Some(Credential::Aws(aws)) = &backend.credential {
+        let host = plan
+            .authority
+            .clone()
+            .unwrap_or_else(|| translate::bedrock::runtime_host(&aws.region));
+        let signed: Vec<(&str, &str)> = upstream
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let signature = crate::auth::aws::sign_request(
+            aws,
+            translate::bedrock::SIGNING_SERVICE,
+            &host,
+            &upstream.path,
+            &signed,
+            &body,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|message| {
+            tracing::warn!(backend = %backend.name, %message, "SigV4 signing failed");
+            Error::MissingCredential {
+                backend: backend.name.clone(),
+            }
+        })?;
+        for (name, value) in signature {
+            changes.set(&name, value);
+        }
+    }
     changes.set(keys::PATH_PSEUDO_HEADER, upstream.path);
     for (name, value) in upstream.headers {
         changes.set(&name, value);
@@ -469,6 +505,16 @@ fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<(
         }
         (Some(Credential::ApiKey(key)), Schema::AzureOpenAI { .. }) => {
             changes.set(keys::AZURE_API_KEY_HEADER, key.clone());
+        }
+        // Bedrock API keys.
+        (Some(Credential::ApiKey(key)), Schema::AWSBedrock) => {
+            changes.set(keys::AUTHORIZATION_HEADER, format!("Bearer {key}"));
+        }
+        // Signed once the translated body is known; no client SigV4 header may stay.
+        (Some(Credential::Aws(_)), _) => {
+            for name in keys::AWS_SIGNING_HEADERS {
+                changes.remove(name);
+            }
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use crate::costs::Cost;
 use crate::keys;
 
 /// `schema.name`s the extproc can send requests to (every one serves `/v1/chat/completions`).
-pub const SUPPORTED_SCHEMAS: &[&str] = &["OpenAI", "Anthropic", "AzureOpenAI"];
+pub const SUPPORTED_SCHEMAS: &[&str] = &["OpenAI", "Anthropic", "AzureOpenAI", "AWSBedrock"];
 
 /// The compiled config every request reads.
 #[derive(Debug, Default)]
@@ -80,6 +80,8 @@ pub enum Schema {
     AzureOpenAI {
         version: String,
     },
+    /// AWS Bedrock Converse (chat completions only), SigV4-signed with `AWSCredentials`.
+    AWSBedrock,
 }
 
 impl Schema {
@@ -88,6 +90,7 @@ impl Schema {
             Schema::OpenAI { .. } => "OpenAI",
             Schema::Anthropic { .. } => "Anthropic",
             Schema::AzureOpenAI { .. } => "AzureOpenAI",
+            Schema::AWSBedrock => "AWSBedrock",
         }
     }
 
@@ -97,6 +100,7 @@ impl Schema {
             Schema::OpenAI { .. } => "openai",
             Schema::Anthropic { .. } => "anthropic",
             Schema::AzureOpenAI { .. } => "azure.ai.openai",
+            Schema::AWSBedrock => "aws.bedrock",
         }
     }
 }
@@ -105,14 +109,28 @@ impl Schema {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     ApiKey(String),
+    /// SigV4 signing keys (`AWSCredentials`).
+    Aws(AwsCredential),
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            Credential::Aws(aws) => {
+                write!(f, "Aws {{ region: {:?}, keys: <redacted> }}", aws.region)
+            }
         }
     }
+}
+
+/// Static AWS keys and the region requests are signed for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsCredential {
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -338,6 +356,7 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
             prefix: prefix(keys::DEFAULT_ANTHROPIC_PREFIX),
             version: backend.schema.version.clone().filter(|v| !v.is_empty()),
         },
+        "AWSBedrock" => Schema::AWSBedrock,
         "AzureOpenAI" => match backend.schema.version.as_deref().map(str::trim) {
             Some(version) if !version.is_empty() => Schema::AzureOpenAI {
                 version: version.to_string(),
@@ -368,6 +387,52 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
                 return Err("credential APIKey: the key contains control characters".into());
             }
             Some(Credential::ApiKey(key.to_string()))
+        }
+        Some(CredentialConfig::AwsCredentials {
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token,
+        }) => {
+            if !matches!(schema, Schema::AWSBedrock) {
+                return Err(format!(
+                    "credential AWSCredentials signs AWSBedrock backends, not {}",
+                    schema.name()
+                ));
+            }
+            let region = region.trim();
+            let valid_region = !region.is_empty()
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !valid_region {
+                return Err(format!(
+                    "credential AWSCredentials: region {region:?} is not a region"
+                ));
+            }
+            let (id, secret) = (access_key_id.trim(), secret_access_key.trim());
+            let token = session_token
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty());
+            if id.is_empty() || secret.is_empty() {
+                return Err(
+                    "credential AWSCredentials: the access key id or secret is empty".into(),
+                );
+            }
+            if [id, secret, token.unwrap_or_default()]
+                .iter()
+                .any(|v| v.bytes().any(|b| b.is_ascii_control()))
+            {
+                // Never echo the keys themselves.
+                return Err("credential AWSCredentials: a key contains control characters".into());
+            }
+            Some(Credential::Aws(AwsCredential {
+                region: region.to_string(),
+                access_key_id: id.to_string(),
+                secret_access_key: secret.to_string(),
+                session_token: token.map(str::to_string),
+            }))
         }
     };
     Ok(Backend {
@@ -618,10 +683,47 @@ mod tests {
     }
 
     #[test]
+    fn aws_credentials_sign_bedrock_backends_only_and_never_echo_keys() {
+        let aws = CredentialConfig::AwsCredentials {
+            region: "eu-west-1".into(),
+            access_key_id: "AKIDSECRETISH".into(),
+            secret_access_key: "very-secret".into(),
+            session_token: Some("  ".into()),
+        };
+        let mut b = backend("default/bedrock", "AWSBedrock");
+        b.credential = Some(aws.clone());
+        let built = build_backend(&b).expect("bedrock with keys");
+        match built.credential {
+            Some(Credential::Aws(c)) => {
+                assert_eq!(c.region, "eu-west-1");
+                assert_eq!(c.session_token, None, "a blank token is no token");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{:?} {aws:?}", built.schema).contains("very-secret"));
+        let mut wrong = backend("default/openai", "OpenAI");
+        wrong.credential = Some(aws);
+        let err = build_backend(&wrong).expect_err("AWS keys on OpenAI");
+        assert!(err.contains("AWSBedrock"), "{err}");
+        let mut bad = backend("default/bedrock", "AWSBedrock");
+        bad.credential = Some(CredentialConfig::AwsCredentials {
+            region: "eu-west-1".into(),
+            access_key_id: "AKID".into(),
+            secret_access_key: "very-secret\n".into(),
+            session_token: Some("tok\u{7}".into()),
+        });
+        let err = build_backend(&bad).expect_err("control characters");
+        assert!(
+            !err.contains("very-secret") && !err.contains("tok"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unsupported_schema_rejects_the_backend_and_warns_its_routes() {
         let config = Config {
             routes: vec![route("default/r", &[], &["a"])],
-            backends: vec![backend("default/openai", "AWSBedrock")],
+            backends: vec![backend("default/openai", "GCPVertexAI")],
             ..Config::default()
         };
         let out = config.build();
@@ -629,7 +731,7 @@ mod tests {
         assert!(
             out.errors[0]
                 .message
-                .contains("AWSBedrock is not supported")
+                .contains("GCPVertexAI is not supported")
         );
         assert!(!out.errors[1].rejected);
         assert!(out.config.routes.contains_key("default/r"));

@@ -22,7 +22,7 @@ pub fn path(endpoint: Endpoint, model: &str, version: &str, query: &str) -> Stri
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(segment: &str) -> String {
+pub(crate) fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -37,7 +37,54 @@ pub struct UpstreamResponse {
     #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// The body as the upstream sends it, chunk by chunk.
+    #[serde(default)]
     pub chunks: Vec<String>,
+    /// Or an AWS event stream (Bedrock's ConverseStream): these frames, encoded, then cut
+    /// every `split_every` bytes, so frames and their preludes straddle chunks.
+    #[serde(default)]
+    pub eventstream: Vec<EventFrame>,
+    #[serde(default)]
+    pub split_every: Option<usize>,
+}
+
+/// One event-stream frame: an `event` of that type, or an `exception`.
+#[derive(Debug, Deserialize)]
+pub struct EventFrame {
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub exception: Option<String>,
+    pub payload: Value,
+}
+
+impl UpstreamResponse {
+    fn body_chunks(&self) -> Vec<Vec<u8>> {
+        use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+        if self.eventstream.is_empty() {
+            return self.chunks.iter().map(|c| c.clone().into_bytes()).collect();
+        }
+        let mut bytes = Vec::new();
+        for frame in &self.eventstream {
+            let string = |s: &str| HeaderValue::String(s.to_string().into());
+            let message = Message::new(frame.payload.to_string().into_bytes());
+            let message = match (&frame.event, &frame.exception) {
+                (Some(event), _) => message
+                    .add_header(Header::new(":message-type", string("event")))
+                    .add_header(Header::new(":event-type", string(event))),
+                (None, Some(exception)) => message
+                    .add_header(Header::new(":message-type", string("exception")))
+                    .add_header(Header::new(":exception-type", string(exception))),
+                (None, None) => panic!("an eventstream frame needs an event or an exception"),
+            }
+            .add_header(Header::new(":content-type", string("application/json")));
+            aws_smithy_eventstream::frame::write_message_to(&message, &mut bytes)
+                .expect("encode frame");
+        }
+        bytes
+            .chunks(self.split_every.unwrap_or(bytes.len()).max(1))
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
 }
 
 /// Which backend Envoy's routes pick for a model: the first backendRef of the first rule
@@ -155,6 +202,14 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
         body = apply_body(&body, &answer);
     }
     record.insert("upstream_leg_read_body".into(), json!(body_sent));
+    // What a provider's signature check needs exactly as sent (not part of the golden file).
+    record.insert(
+        "_raw".into(),
+        json!({
+            "authority": get(&headers, ":authority"),
+            "body": String::from_utf8_lossy(&body),
+        }),
+    );
     let method = get(&headers, ":method").unwrap_or_default().to_string();
     let path = get(&headers, ":path").unwrap_or_default().to_string();
     headers.retain(|(k, _)| !k.starts_with(':'));
@@ -174,7 +229,8 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
     };
     let mut response: Headers = vec![(":status".into(), reply.status.to_string())];
     response.extend(reply.headers.iter().cloned());
-    let no_body = reply.chunks.is_empty();
+    let mut chunks = reply.body_chunks();
+    let no_body = chunks.is_empty();
     let answer = upstream.send(response_headers(&response, no_body)).await;
     apply_headers(&mut response, &answer);
     upstream_response_body = reads_response_body(&answer, upstream_response_body);
@@ -183,11 +239,6 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
         "upstream_leg_read_response".into(),
         json!(upstream_reads_response),
     );
-    let mut chunks: Vec<Vec<u8>> = reply
-        .chunks
-        .iter()
-        .map(|c| c.clone().into_bytes())
-        .collect();
     if upstream_reads_response {
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.iter_mut().enumerate() {

@@ -16,6 +16,10 @@ async fn check(case: &str) {
     if let Err(e) = provider_fake::verify(&golden_config(), &record) {
         panic!("{case}: the provider would refuse the request: {e}");
     }
+    if let Some(o) = record.as_object_mut() {
+        o.remove("_raw");
+    }
+    normalize_signature(&mut record);
     let rendered = serde_json::to_string_pretty(&record).expect("render") + "\n";
     let mut outside = record.clone();
     if let Some(o) = outside.as_object_mut() {
@@ -37,6 +41,41 @@ async fn check(case: &str) {
         "{case}: output differs from {}; run with UPDATE_GOLDEN=1 and review the diff",
         output.display()
     );
+}
+
+/// A SigV4 signature covers the time it was made: the golden file shows its shape (the fake
+/// provider has checked the signature itself).
+fn normalize_signature(record: &mut serde_json::Value) {
+    let Some(headers) = record
+        .get_mut("upstream_request")
+        .and_then(|r| r.get_mut("headers"))
+    else {
+        return;
+    };
+    if let Some(date) = headers.get_mut("x-amz-date") {
+        *date = "<yyyymmddThhmmssZ>".into();
+    }
+    if let Some(auth) = headers.get_mut("authorization")
+        && let Some(value) = auth.as_str()
+        && value.starts_with("AWS4-HMAC-SHA256 ")
+    {
+        let mut parts = Vec::new();
+        for part in value.split(", ") {
+            if part.contains("Signature=") {
+                parts.push("Signature=<signature>".to_string());
+            } else if let Some((head, scope)) = part.split_once("Credential=") {
+                // AKID/date/region/service/aws4_request
+                let mut fields: Vec<&str> = scope.split('/').collect();
+                if fields.len() > 1 {
+                    fields[1] = "<yyyymmdd>";
+                }
+                parts.push(format!("{head}Credential={}", fields.join("/")));
+            } else {
+                parts.push(part.to_string());
+            }
+        }
+        *auth = parts.join(", ").into();
+    }
 }
 
 /// `<key>.reserved` values are `<estimate>:<unix seconds>`; the seconds change every run.
@@ -192,4 +231,86 @@ async fn azure_gets_the_deployment_and_api_version_in_the_path_and_api_key() {
 #[tokio::test]
 async fn azure_embeddings_go_to_the_deployment_embeddings_path() {
     check("azure_embeddings").await;
+}
+
+#[tokio::test]
+async fn chat_to_bedrock_is_a_signed_converse_request_and_its_answer_a_chat_completion() {
+    check("bedrock_chat").await;
+}
+
+#[tokio::test]
+async fn system_prompts_and_sampling_become_bedrock_system_and_inference_config() {
+    check("bedrock_chat_system").await;
+}
+
+#[tokio::test]
+async fn multi_turn_chat_keeps_alternating_roles_for_bedrock() {
+    check("bedrock_chat_multi_turn").await;
+}
+
+#[tokio::test]
+async fn tool_calls_and_results_become_tool_use_and_tool_result_blocks_and_back() {
+    check("bedrock_chat_tools").await;
+}
+
+#[tokio::test]
+async fn data_url_images_become_bedrock_image_bytes() {
+    check("bedrock_chat_image").await;
+}
+
+#[tokio::test]
+async fn an_image_url_bedrock_cannot_fetch_is_a_400_before_the_provider() {
+    check("bedrock_chat_image_url").await;
+}
+
+#[tokio::test]
+async fn bedrock_event_stream_split_mid_frame_becomes_openai_chunks_with_usage_hidden() {
+    check("bedrock_chat_stream").await;
+}
+
+#[tokio::test]
+async fn bedrock_stream_of_reasoning_and_tool_use_becomes_tool_call_chunks_with_usage() {
+    check("bedrock_chat_stream_tools").await;
+}
+
+#[tokio::test]
+async fn bedrock_error_type_header_becomes_an_openai_error_with_the_provider_status() {
+    check("bedrock_chat_error").await;
+}
+
+#[tokio::test]
+async fn the_fake_bedrock_refuses_a_signature_that_does_not_cover_what_it_received() {
+    let bytes = std::fs::read(testdata().join("in").join("bedrock_chat.json")).expect("read");
+    let parsed: Case = serde_json::from_slice(&bytes).expect("parse case");
+    let harness = Harness::start().await;
+    let record = exchange::run(&harness, &parsed).await;
+    let config = golden_config();
+    provider_fake::verify(&config, &record).expect("the signed request passes");
+    let tampered = [
+        ("/_raw/body", serde_json::json!("{\"messages\":[]}")),
+        (
+            "/_raw/authority",
+            serde_json::json!("elsewhere.example.com"),
+        ),
+        (
+            "/upstream_request/path",
+            serde_json::json!("/model/other/converse"),
+        ),
+        (
+            "/upstream_request/headers/x-amz-date",
+            serde_json::json!("20250603T100000Z"),
+        ),
+        (
+            "/upstream_request/headers/x-amz-security-token",
+            serde_json::json!("other"),
+        ),
+    ];
+    for (pointer, value) in tampered {
+        let mut changed = record.clone();
+        *changed.pointer_mut(pointer).expect(pointer) = value;
+        assert!(
+            provider_fake::verify(&config, &changed).is_err(),
+            "{pointer} changed after signing and the fake still accepted it"
+        );
+    }
 }
