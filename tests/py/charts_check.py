@@ -586,7 +586,8 @@ class ChartsCheck:
         cases: list[tuple[str, dict[str, Any] | None]] = [("defaults", None)]
         for path in sorted((chart / "ci").glob("*.yaml")):
             cases.append((f"ci/{path.name}", yaml.safe_load(path.read_text())))
-        cases.append(("watchNamespaces", {"xdsServer": {"watchNamespaces": ["team-a", "team-b"]}}))
+        cases.append(("watchNamespaces", {"xdsServer": {"source": "directory", "watchNamespaces": ["team-a", "team-b"]}}))
+        cases.append(("kube, one namespace", {"xdsServer": {"watchNamespaces": ["team-a"]}}))
         cases.append(("external Redis", {"ratelimit": {"enabled": True, "replicas": 2}, "redis": {"url": "redis://redis.cache.svc:6379"}}))
         cases.append(("no extproc", {"extproc": {"enabled": False}}))
         self.c.check("infergate has a CI values file with Redis and 3 replicas", any(n == "ci/redis-ha-values.yaml" for n, _ in cases))
@@ -608,6 +609,12 @@ class ChartsCheck:
                 self.c.check(f"{label}: xds-server gets --extproc exactly when the extproc runs", has_flag == values["extproc"]["enabled"])
                 has_flag = "ratelimit" in arg_flags(extproc["args"])
                 self.c.check(f"{label}: xds-server gets --ratelimit exactly when the ratelimit runs", has_flag == values["ratelimit"]["enabled"])
+                flags = arg_flags(extproc["args"])
+                kube = values["xdsServer"]["source"] == "kube"
+                self.c.check(f"{label}: xds-server reads the cluster (--kube, --leader-elect) exactly with source kube", ("kube" in flags and "leader-elect" in flags) == kube and ("config-dir" in flags) != kube, str(extproc["args"]))
+                namespaces = values["xdsServer"]["watchNamespaces"]
+                if kube:
+                    self.c.check(f"{label}: --namespace follows watchNamespaces", flags.get("namespace") == (namespaces[0] if namespaces else None), str(extproc["args"]))
 
             self.c.run(label, one)
 
@@ -620,6 +627,8 @@ class ChartsCheck:
             )
 
         def refusals() -> None:
+            err = render_error(chart, {"xdsServer": {"watchNamespaces": ["a", "b"]}})
+            self.c.check("infergate refuses two watched namespaces with the kube source", err is not None and "one namespace" in err, str(err))
             err = render_error(chart, {"ratelimit": {"enabled": True, "replicas": 3}})
             self.c.check("infergate refuses ratelimit replicas > 1 without Redis", err is not None and "needs Redis" in err, str(err))
             err = render_error(chart, {"ratelimit": {"enabled": True}, "redis": {"enabled": True, "url": "redis://x:6379"}})
