@@ -43,6 +43,8 @@ pub const INTERNAL_HEADERS: &[&str] = &[
 pub const LEG_GRPC_METADATA: &str = "x-infergate-leg";
 pub const LEG_ROUTER: &str = "router";
 pub const LEG_UPSTREAM: &str = "upstream";
+/// Counter of ext_proc streams by `leg` (Prometheus adds `_total`).
+pub const METRIC_STREAMS: &str = "infergate_extproc_streams";
 
 /// Client credential headers, removed before the gateway's own credential is injected.
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "api-key", "x-api-key"];

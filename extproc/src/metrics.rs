@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
@@ -38,8 +39,17 @@ struct TokenLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LegLabels {
+    /// `router` or `upstream`.
+    leg: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
+    /// ext_proc streams Envoy opened, by leg: the router leg once per request, the upstream leg
+    /// once per attempt (a failover retry is a second one).
+    streams: Family<LegLabels, Counter>,
     token_usage: HistogramFamily<TokenLabels>,
     request_duration: HistogramFamily<Labels>,
     time_to_first_token: HistogramFamily<Labels>,
@@ -85,12 +95,18 @@ fn per_token_buckets() -> Histogram {
 impl Metrics {
     pub fn new(registry: &mut Registry) -> Metrics {
         let metrics = Metrics {
+            streams: Family::default(),
             token_usage: Family::new_with_constructor(token_buckets),
             request_duration: Family::new_with_constructor(duration_buckets),
             time_to_first_token: Family::new_with_constructor(first_token_buckets),
             time_per_output_token: Family::new_with_constructor(per_token_buckets),
             otlp: None,
         };
+        registry.register(
+            crate::keys::METRIC_STREAMS,
+            "ext_proc streams Envoy opened, by leg (router: one per request; upstream: one per attempt)",
+            metrics.streams.clone(),
+        );
         registry.register(
             "gen_ai_client_token_usage",
             "Number of tokens processed",
@@ -115,6 +131,11 @@ impl Metrics {
             metrics.time_per_output_token.clone(),
         );
         metrics
+    }
+
+    /// Envoy opened a stream for `leg` (`router` or `upstream`).
+    pub fn stream_opened(&self, leg: &'static str) {
+        self.streams.get_or_create(&LegLabels { leg }).inc();
     }
 
     /// Also records every observation on `otlp`'s instruments (two sinks, one API).

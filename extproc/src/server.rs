@@ -215,6 +215,10 @@ impl ExternalProcessor for ExtProcService {
                     Leg::Router
                 }
             });
+            metrics.stream_opened(match leg {
+                Leg::Router => keys::LEG_ROUTER,
+                Leg::Upstream => keys::LEG_UPSTREAM,
+            });
             match leg {
                 Leg::Router => {
                     let mut router = RouterLeg::new(store, metrics);

@@ -244,7 +244,9 @@ async fn an_invalid_update_keeps_serving_the_last_good_version_like_a_folder() {
 fn credential(t: &Translation) -> Option<String> {
     let config = t.extproc.as_ref()?;
     config.backends.iter().find_map(|b| {
-        let extproc::config::CredentialConfig::ApiKey { key } = b.credential.as_ref()?;
+        let extproc::config::CredentialConfig::ApiKey { key } = b.credential.as_ref()? else {
+            return None;
+        };
         Some(key.clone())
     })
 }
