@@ -21,6 +21,8 @@ use crate::status::{Condition, reason};
 
 /// Key of a Secret holding an API key (Envoy AI Gateway's convention).
 const API_KEY_SECRET_KEY: &str = "apiKey";
+/// Key of a Secret holding an AWS shared credentials file (Envoy AI Gateway's convention).
+const AWS_CREDENTIALS_SECRET_KEY: &str = "credentials";
 
 pub fn build(cx: &mut Cx<'_>, body_limit: u64) -> Config {
     let snapshot = cx.snapshot;
@@ -204,8 +206,12 @@ fn credential(
                     .iter()
                     .any(|t| t.kind == "AIServiceBackend" && t.name == key.name))
     })?;
-    match api_key(cx, policy_key, policy) {
-        Ok(key) => {
+    let resolved = match policy.spec.type_ {
+        BackendSecurityPolicyType::AWSCredentials => aws_credentials(cx, policy_key, policy),
+        _ => api_key(cx, policy_key, policy).map(|key| CredentialConfig::ApiKey { key }),
+    };
+    match resolved {
+        Ok(credential) => {
             cx.status.push(
                 policy_key,
                 Condition::ok(
@@ -214,7 +220,7 @@ fn credential(
                     "credential resolved",
                 ),
             );
-            Some(CredentialConfig::ApiKey { key })
+            Some(credential)
         }
         Err((why, message)) => {
             cx.status.push(
@@ -249,40 +255,152 @@ fn api_key(
             format!("type {:?} needs its credential field set", spec.type_),
         ));
     };
-    let secret_ref = &credential.secret_ref;
-    let namespace = secret_ref
-        .namespace
-        .as_deref()
-        .unwrap_or(&policy_key.namespace);
-    let Some(secret) = cx.snapshot.secret(namespace, &secret_ref.name) else {
-        return Err((
-            reason::BACKEND_NOT_FOUND,
-            format!("Secret {namespace}/{} not found", secret_ref.name),
-        ));
-    };
-    let from_data = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(API_KEY_SECRET_KEY))
-        .and_then(|b| String::from_utf8(b.0.clone()).ok());
-    let from_string = secret
-        .string_data
-        .as_ref()
-        .and_then(|d| d.get(API_KEY_SECRET_KEY))
-        .cloned();
-    from_string
-        .or(from_data)
+    let secret = secret(cx, policy_key, &credential.secret_ref)?;
+    secret
+        .get(API_KEY_SECRET_KEY)
         .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| {
             (
                 reason::INVALID,
-                format!(
-                    "Secret {namespace}/{} has no {API_KEY_SECRET_KEY:?} key",
-                    secret_ref.name
-                ),
+                format!("Secret {} has no {API_KEY_SECRET_KEY:?} key", secret.name),
             )
         })
+}
+
+/// A Secret's values (`stringData` over `data`), and its `namespace/name` for messages.
+struct SecretValues {
+    name: String,
+    values: std::collections::BTreeMap<String, String>,
+}
+
+impl SecretValues {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+}
+
+fn secret(
+    cx: &Cx<'_>,
+    policy_key: &ObjectKey,
+    secret_ref: &infergate_crds::refs::SecretObjectReference,
+) -> Result<SecretValues, (&'static str, String)> {
+    let namespace = secret_ref
+        .namespace
+        .as_deref()
+        .unwrap_or(&policy_key.namespace);
+    let name = format!("{namespace}/{}", secret_ref.name);
+    let Some(secret) = cx.snapshot.secret(namespace, &secret_ref.name) else {
+        return Err((
+            reason::BACKEND_NOT_FOUND,
+            format!("Secret {name} not found"),
+        ));
+    };
+    let mut values = std::collections::BTreeMap::new();
+    for (k, v) in secret.data.iter().flatten() {
+        if let Ok(text) = String::from_utf8(v.0.clone()) {
+            values.insert(k.clone(), text);
+        }
+    }
+    for (k, v) in secret.string_data.iter().flatten() {
+        values.insert(k.clone(), v.clone());
+    }
+    Ok(SecretValues { name, values })
+}
+
+/// `AWSCredentials`: the region, and static keys from the AWS shared credentials file in the
+/// Secret's `credentials` key (the policy's profile, `default` when unset), or from
+/// `aws_access_key_id` / `aws_secret_access_key` / `aws_session_token` keys of the Secret
+/// itself. Messages name the missing field, never a value.
+fn aws_credentials(
+    cx: &Cx<'_>,
+    policy_key: &ObjectKey,
+    policy: &BackendSecurityPolicy,
+) -> Result<CredentialConfig, (&'static str, String)> {
+    let Some(aws) = policy.spec.aws_credentials.as_ref() else {
+        return Err((
+            reason::INVALID,
+            "type AWSCredentials needs awsCredentials set".into(),
+        ));
+    };
+    if aws.region.trim().is_empty() {
+        return Err((reason::INVALID, "awsCredentials.region is empty".into()));
+    }
+    let Some(file) = aws.credentials_file.as_ref() else {
+        let why = if aws.oidc_exchange_token.is_some() {
+            "awsCredentials.oidcExchangeToken is not supported yet; use credentialsFile"
+        } else {
+            "awsCredentials needs credentialsFile"
+        };
+        return Err((reason::UNSUPPORTED_VALUE, why.into()));
+    };
+    let secret = secret(cx, policy_key, &file.secret_ref)?;
+    let profile = file.profile.as_deref().unwrap_or("default");
+    let keys = match secret.get(AWS_CREDENTIALS_SECRET_KEY) {
+        Some(text) => aws_profile(text, profile).ok_or_else(|| {
+            (
+                reason::INVALID,
+                format!(
+                    "Secret {}: the credentials file has no [{profile}] profile",
+                    secret.name
+                ),
+            )
+        })?,
+        None => secret
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.trim().to_string()))
+            .collect(),
+    };
+    let get = |name: &str| {
+        keys.get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let (Some(access_key_id), Some(secret_access_key)) =
+        (get("aws_access_key_id"), get("aws_secret_access_key"))
+    else {
+        return Err((
+            reason::INVALID,
+            format!(
+                "Secret {}: profile {profile} needs aws_access_key_id and aws_secret_access_key",
+                secret.name
+            ),
+        ));
+    };
+    Ok(CredentialConfig::AwsCredentials {
+        region: aws.region.trim().to_string(),
+        access_key_id,
+        secret_access_key,
+        session_token: get("aws_session_token"),
+    })
+}
+
+/// The `key = value` pairs of `[profile]` in an AWS shared credentials file.
+fn aws_profile(text: &str, profile: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    let mut current: Option<&str> = None;
+    let mut found = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim();
+            current = Some(name.strip_prefix("profile ").unwrap_or(name).trim());
+            if current == Some(profile) {
+                found.get_or_insert_with(std::collections::BTreeMap::new);
+            }
+            continue;
+        }
+        if current == Some(profile)
+            && let Some((k, v)) = line.split_once('=')
+            && let Some(map) = found.as_mut()
+        {
+            map.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    found
 }
 
 fn header_mutation(m: &HttpHeaderMutation) -> Option<HeaderMutationConfig> {
@@ -298,4 +416,30 @@ fn reshape<T: Serialize, U: DeserializeOwned>(value: &T) -> Option<U> {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aws_profile;
+
+    #[test]
+    fn the_named_profile_of_a_credentials_file_is_read() {
+        let file = "# comment\n[default]\naws_access_key_id = AKID1\naws_secret_access_key=s1\n\n[profile prod]\nAWS_ACCESS_KEY_ID = AKID2\naws_secret_access_key = s2\naws_session_token = t2\n";
+        let default = aws_profile(file, "default").expect("default");
+        assert_eq!(
+            default.get("aws_access_key_id").map(String::as_str),
+            Some("AKID1")
+        );
+        assert_eq!(default.get("aws_session_token"), None);
+        let prod = aws_profile(file, "prod").expect("prod");
+        assert_eq!(
+            prod.get("aws_access_key_id").map(String::as_str),
+            Some("AKID2")
+        );
+        assert_eq!(
+            prod.get("aws_session_token").map(String::as_str),
+            Some("t2")
+        );
+        assert!(aws_profile(file, "dev").is_none());
+    }
 }
