@@ -2,8 +2,10 @@
 //! `--pool-name mistral --pool-namespace default --v 4 --zap-encoder json --grpc-port 9002
 //! --grpc-health-port 9003 --config-file /config/default-plugins.yaml`.
 //!
-//! Pods are given statically (`--pod name=ip`, repeated, with `--target-ports`) until the
-//! Kubernetes source exists; `infergate run` starts the picker in-process instead.
+//! Without `--pod`, the picker watches its InferencePool and the Pods it selects in Kubernetes
+//! (kubeconfig or the in-cluster service account; [`crate::kube`]), as the Inference
+//! Extension's does. Pods can instead be given statically (`--pod name=ip`, repeated, with
+//! `--target-ports`); `infergate run` starts the picker in-process instead.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -31,7 +33,8 @@ pub struct Args {
     /// The pool's targetPorts, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "8000")]
     pub target_ports: Vec<u16>,
-    /// A ready pod of the pool: `name=ip` or just `ip`; repeat for each.
+    /// A ready pod of the pool: `name=ip` or just `ip`; repeat for each. Without any, the pool
+    /// and its Pods are watched in Kubernetes.
     #[arg(long = "pod")]
     pub pods: Vec<String>,
     /// An InferenceObjective bound to the pool: `name=priority`; repeat for each.
@@ -156,8 +159,24 @@ impl Args {
         })
     }
 
+    /// True when the pool comes from Kubernetes (no `--pod`).
+    pub fn watches_kubernetes(&self) -> bool {
+        self.pods.is_empty()
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
-        let config = self.config()?;
+        let mut config = self.config()?;
+        let _watch = if self.watches_kubernetes() {
+            crate::kube::install_crypto_provider();
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API (kubeconfig or in-cluster account)")?;
+            let (task, pool) = crate::kube::spawn(client, &self.pool_name, &self.pool_namespace);
+            config.pods = PodSource::Pool(pool);
+            Some(AbortOnDrop(task))
+        } else {
+            None
+        };
         let running = crate::server::start(config)
             .await
             .context("starting the endpoint picker")?;
@@ -173,5 +192,13 @@ impl Args {
             .context("waiting for Ctrl-C")?;
         drop(running);
         Ok(())
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Pods come from a [`PodSource`]: a static list (tests, the CLI), or a watch channel that
 //! `infergate run` feeds from the control plane's index (Pods matching the pool's selector,
-//! ready, with an IP). A source only lists ready pods; every endpoint here is a candidate.
-//! Kubernetes is a later source with the same shape.
+//! ready, with an IP), or the pool and its Pods watched in Kubernetes (`crate::kube`), which
+//! also sets the target ports. A source only lists ready pods; every endpoint here is a
+//! candidate.
 //!
 //! The datastore is a plain state machine under a lock, tested without I/O: `set_pods`,
 //! `record_scrape`, `candidates`. Every change bumps a version on a watch channel, so the
@@ -64,6 +65,16 @@ pub enum PodSource {
     Static(Vec<Pod>),
     /// The current list, replaced whenever the sender sends (the control plane's index).
     Watch(watch::Receiver<Vec<Pod>>),
+    /// The pool's target ports and pods as Kubernetes has them (`crate::kube`); `None` until
+    /// the first complete list of both.
+    Pool(watch::Receiver<Option<PoolState>>),
+}
+
+/// The InferencePool's target ports and its selected ready pods.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolState {
+    pub target_ports: Vec<u16>,
+    pub pods: Vec<Pod>,
 }
 
 impl Default for PodSource {
@@ -184,6 +195,8 @@ pub struct EndpointStatus {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// The pool's target ports (from [`PoolInfo`], then [`Datastore::set_pool`]).
+    target_ports: Vec<u16>,
     pods: BTreeMap<String, Pod>,
     endpoints: BTreeMap<SocketAddr, EndpointEntry>,
 }
@@ -201,10 +214,14 @@ pub struct Datastore {
 impl Datastore {
     /// An empty datastore; endpoints whose last good scrape is older than `staleness` are stale.
     pub fn new(pool: PoolInfo, staleness: Duration) -> Self {
+        let inner = Inner {
+            target_ports: pool.target_ports.clone(),
+            ..Inner::default()
+        };
         Datastore {
             pool,
             staleness,
-            inner: RwLock::new(Inner::default()),
+            inner: RwLock::new(inner),
             version: watch::channel(0).0,
             pods_version: watch::channel(0).0,
         }
@@ -235,13 +252,26 @@ impl Datastore {
     /// Replaces the pod list. Endpoints of pods that stay keep their metrics; a pod whose IP
     /// changed starts afresh.
     pub fn set_pods(&self, pods: Vec<Pod>) {
+        self.replace(None, pods);
+    }
+
+    /// Replaces the target ports and the pod list (the pool changed in Kubernetes).
+    /// [`Datastore::pool`] keeps the ports given at start.
+    pub fn set_pool(&self, state: PoolState) {
+        self.replace(Some(state.target_ports), state.pods);
+    }
+
+    fn replace(&self, target_ports: Option<Vec<u16>>, pods: Vec<Pod>) {
         {
             let mut inner = self.write();
+            if let Some(ports) = target_ports {
+                inner.target_ports = ports;
+            }
             let mut wanted: BTreeMap<SocketAddr, Arc<str>> = BTreeMap::new();
             let mut by_name = BTreeMap::new();
             for pod in pods {
                 let name: Arc<str> = Arc::from(pod.name.as_str());
-                for port in &self.pool.target_ports {
+                for port in &inner.target_ports {
                     wanted.insert(SocketAddr::new(pod.address, *port), name.clone());
                 }
                 by_name.insert(pod.name.clone(), pod);

@@ -6,6 +6,7 @@
 //! - [`scheduling`]: `EndpointPickerConfig` → filters, weighted scorers, picker, saturation;
 //! - [`director`]: candidates, subset hint, objective priority and shedding, then the scheduler;
 //! - [`handlers`]: one ext_proc stream in BUFFERED or FULL_DUPLEX_STREAMED body mode;
+//! - [`kube`]: the InferencePool and its Pods watched in Kubernetes (without `--pod`);
 //! - [`server`]: ext_proc (9002), gRPC health (9003) and metrics (9090) — [`start`] it
 //!   in-process and learn what it bound from [`Running::bound`].
 
@@ -17,6 +18,7 @@ mod error;
 pub mod handlers;
 pub mod health;
 pub mod keys;
+pub mod kube;
 pub mod metrics;
 pub mod request;
 pub mod scheduling;

@@ -169,6 +169,20 @@ pub async fn start(config: Config) -> Result<Running> {
                 }
             }));
         }
+        PodSource::Pool(mut rx) => {
+            let ds = datastore.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    // Before the first sync the pool is empty, so the picker is not ready.
+                    if let Some(state) = rx.borrow_and_update().clone() {
+                        ds.set_pool(state);
+                    }
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
     }
     tasks.push(crate::scrape::spawn(
         datastore.clone(),

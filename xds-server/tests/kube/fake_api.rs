@@ -576,7 +576,9 @@ mod tls {
     }
 
     pub fn acceptor() -> TlsAcceptor {
-        xds_server::source::kube::install_crypto_provider();
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let certs = CertificateDer::pem_file_iter(dir().join("server.pem"))
             .expect("server.pem")
             .collect::<Result<Vec<_>, _>>()
