@@ -232,6 +232,7 @@ fn translate_rule(
             timeout: Some(timeout.unwrap_or(Duration::from_secs(DEFAULT_AI_ROUTE_TIMEOUT_SECS))),
             per_try_timeout,
             failover_retries: backends.saturating_sub(1).min(MAX_FAILOVER_RETRIES),
+            auto_host_rewrite: !all_ip,
         })
     };
     push_matches(key, i, rule, action, BTreeMap::new(), model);

@@ -179,6 +179,7 @@ fn translate_rule(
             timeout,
             per_try_timeout,
             failover_retries: 0,
+            auto_host_rewrite: false,
         })
     };
     push_matches(key, i, rule, action, BTreeMap::new(), model);

@@ -212,6 +212,9 @@ pub struct ForwardIr {
     pub per_try_timeout: Option<Duration>,
     /// Number of retries that fail over to the next priority (0 = no retry policy).
     pub failover_retries: u32,
+    /// `Host` becomes the picked endpoint's hostname (providers behind a DNS name, such as
+    /// `api.openai.com`, route and sign on it); IP endpoints keep the client's.
+    pub auto_host_rewrite: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -511,6 +511,7 @@ pub(crate) fn translate_rule(
             timeout,
             per_try_timeout,
             failover_retries: 0,
+            auto_host_rewrite: false,
         }),
         epps,
     }

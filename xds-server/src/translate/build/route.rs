@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     query_parameter_matcher::QueryParameterMatchSpecifier,
     retry_policy::{RetryHostPredicate, RetryPriority, retry_host_predicate, retry_priority},
     route::Action,
-    route_action::{ClusterNotFoundResponseCode, ClusterSpecifier},
+    route_action::{ClusterNotFoundResponseCode, ClusterSpecifier, HostRewriteSpecifier},
     route_match::PathSpecifier,
     weighted_cluster::ClusterWeight,
 };
@@ -181,6 +181,11 @@ fn route_action(ir: &ForwardIr, epps: &BTreeMap<String, String>) -> RouteAction 
         timeout: ir.timeout.map(duration),
         retry_policy: (ir.failover_retries > 0 || ir.per_try_timeout.is_some())
             .then(|| retry_policy(ir)),
+        host_rewrite_specifier: ir.auto_host_rewrite.then_some(
+            HostRewriteSpecifier::AutoHostRewrite(envoy_types::pb::google::protobuf::BoolValue {
+                value: true,
+            }),
+        ),
         ..Default::default()
     }
 }
