@@ -50,7 +50,8 @@ pub fn spawn(
     namespace: &str,
 ) -> (JoinHandle<()>, watch::Receiver<Option<PoolState>>) {
     let (tx, rx) = watch::channel(None);
-    let pools: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &pool_resource());
+    let pools: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &pool_resource());
     let pods: Api<KubePod> = Api::namespaced(client, namespace);
     let name = name.to_string();
     let task = tokio::spawn(async move {

@@ -88,7 +88,12 @@ async fn the_pool_and_its_ready_pods_come_from_kubernetes_and_follow_changes() {
     wait_endpoints(running.datastore(), &[]).await;
     fake.apply(pool("mistral", port));
     wait_endpoints(running.datastore(), &[b]).await;
-    fake.delete("inference.networking.k8s.io/v1", "InferencePool", "default", "mistral");
+    fake.delete(
+        "inference.networking.k8s.io/v1",
+        "InferencePool",
+        "default",
+        "mistral",
+    );
     wait_endpoints(running.datastore(), &[]).await;
     assert!(!running.datastore().is_ready());
 }

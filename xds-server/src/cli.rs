@@ -235,7 +235,11 @@ mod tests {
             panic!("leader election configured");
         };
         assert_eq!(
-            (lease.namespace.as_str(), lease.name.as_str(), lease.identity.as_str()),
+            (
+                lease.namespace.as_str(),
+                lease.name.as_str(),
+                lease.identity.as_str()
+            ),
             ("gw", "infergate-xds-server", "pod-1")
         );
         assert_eq!(lease.duration, Duration::from_secs(15));

@@ -216,8 +216,8 @@ current-context: test
 
     // A client that does not trust the CA is refused.
     let url = format!("https://127.0.0.1:{}", fake.addr.port());
-    let untrusted = kube::Client::try_from(kube::Config::new(url.parse().expect("url")))
-        .expect("client");
+    let untrusted =
+        kube::Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
     let api: kube::Api<k8s_openapi::api::core::v1::Service> =
         kube::Api::namespaced(untrusted, "default");
     assert!(api.list(&Default::default()).await.is_err());
@@ -579,7 +579,12 @@ async fn only_the_elected_leader_writes_status_and_another_replica_takes_over_wh
         "only the leader wrote"
     );
     let lease = fake
-        .get("coordination.k8s.io/v1", "Lease", "default", "infergate-xds-server")
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "default",
+            "infergate-xds-server",
+        )
         .expect("lease");
     assert_eq!(lease["spec"]["leaseDurationSeconds"], 1);
 
@@ -595,7 +600,12 @@ async fn only_the_elected_leader_writes_status_and_another_replica_takes_over_wh
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let lease = fake
-        .get("coordination.k8s.io/v1", "Lease", "default", "infergate-xds-server")
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "default",
+            "infergate-xds-server",
+        )
         .expect("lease");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     drop(b);
@@ -638,12 +648,16 @@ async fn an_inference_pools_status_lists_the_gateways_whose_routes_send_to_it() 
         patch.path,
         "/apis/inference.networking.k8s.io/v1/namespaces/default/inferencepools/mistral/status"
     );
-    assert!(patch.content_type.contains("apply-patch"), "server-side apply");
-    assert_eq!(patch.query.get("fieldManager").map(String::as_str), Some("infergate"));
+    assert!(
+        patch.content_type.contains("apply-patch"),
+        "server-side apply"
+    );
+    assert_eq!(
+        patch.query.get("fieldManager").map(String::as_str),
+        Some("infergate")
+    );
     assert_eq!(patch.body["kind"], "InferencePool");
-    let parents = patch.body["status"]["parents"]
-        .as_array()
-        .expect("parents");
+    let parents = patch.body["status"]["parents"].as_array().expect("parents");
     assert_eq!(parents.len(), 1, "{parents:?}");
     assert_eq!(
         parents[0]["parentRef"],
@@ -672,7 +686,12 @@ async fn an_inference_pools_status_lists_the_gateways_whose_routes_send_to_it() 
     assert!(of("Accepted")["lastTransitionTime"].is_string());
 
     // No route sends to the pool any more: no parents.
-    fake.delete("gateway.networking.k8s.io/v1", "HTTPRoute", "default", "to-pool");
+    fake.delete(
+        "gateway.networking.k8s.io/v1",
+        "HTTPRoute",
+        "default",
+        "to-pool",
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let patches = status_patches(&fake, "/inferencepools/mistral/status");
@@ -737,7 +756,11 @@ async fn a_services_endpoint_slices_become_its_eds_endpoints_and_follow_changes(
     let first = running.published.translation.load_full();
     let cluster = service_cluster(&first).expect("the Service's cluster");
     assert!(cluster.starts_with("Eds"), "EDS, not DNS: {cluster}");
-    assert!(endpoints(&first).contains("10.1.0.1"), "{}", endpoints(&first));
+    assert!(
+        endpoints(&first).contains("10.1.0.1"),
+        "{}",
+        endpoints(&first)
+    );
     assert!(endpoints(&first).contains("8000"), "the named targetPort");
     assert!(!endpoints(&first).contains("10.1.0.2"), "not ready");
     assert!(!endpoints(&first).contains("svc.cluster.local"));
@@ -748,10 +771,7 @@ async fn a_services_endpoint_slices_become_its_eds_endpoints_and_follow_changes(
         json!([{"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
                {"addresses": ["10.1.0.2"], "conditions": {"ready": true}}]),
     ));
-    fake.apply(llm_slice(
-        "llm-def",
-        json!([{"addresses": ["10.1.0.3"]}]),
-    ));
+    fake.apply(llm_slice("llm-def", json!([{"addresses": ["10.1.0.3"]}])));
     wait_for(&running, "the new endpoints", |t| {
         ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
             .iter()

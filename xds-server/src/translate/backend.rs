@@ -162,11 +162,11 @@ fn service(cx: &mut Cx<'_>, r: &BackendRef<'_>) -> Result<Resolved, RefError> {
     let endpoints = endpoint_slices::endpoints(cx.snapshot, &key, object, port)
         .or_else(|| pod_endpoints(cx, object, &key, port))
         .unwrap_or_else(|| {
-        vec![(
-            format!("{}.{}.svc.cluster.local", r.name, r.namespace),
-            port,
-        )]
-    });
+            vec![(
+                format!("{}.{}.svc.cluster.local", r.name, r.namespace),
+                port,
+            )]
+        });
     let tls = tls_from_policy(cx, &key, "");
     Ok(Resolved {
         cluster: format!("service/{}/{port}", key.namespaced_name()),

@@ -84,7 +84,10 @@ mod tests {
     use crate::object::{Kind, RawObject};
 
     fn raw(kind: Kind, value: serde_json::Value) -> RawObject {
-        let name = value["metadata"]["name"].as_str().expect("name").to_string();
+        let name = value["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
         RawObject {
             key: ObjectKey::new(kind, "default", name),
             api_version: kind.served_versions()[0].to_string(),

@@ -255,10 +255,15 @@ mod tests {
         );
         report.push(
             &pool,
-            Condition::ok(reason::RESOLVED_REFS, reason::NO_READY_PODS, "no pod").scoped("selector"),
+            Condition::ok(reason::RESOLVED_REFS, reason::NO_READY_PODS, "no pod")
+                .scoped("selector"),
         );
         let pool_status = status_of(&pool, &report, "c").expect("pool");
-        assert_eq!(pool_status, json!({"parents": []}), "no Gateway reaches it yet");
+        assert_eq!(
+            pool_status,
+            json!({"parents": []}),
+            "no Gateway reaches it yet"
+        );
         report.pool_parents.insert(
             pool.clone(),
             ["default/gw".to_string(), "infra/edge".to_string()].into(),
