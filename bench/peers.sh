@@ -18,5 +18,6 @@ export GATEWAY_URL=http://127.0.0.1:28090
 # Envoy with one worker, like the plain-Envoy peer; everything pinned by peers.sh to one core.
 export GATEWAY_CMD="$root/target/release/infergate run $root/bench/peers-gateway --envoy-concurrency 1 \
   --ads-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --extproc-addr 127.0.0.1:0 --extproc-admin-addr 127.0.0.1:0 \
+  --ratelimit-addr 127.0.0.1:0 --ratelimit-admin-addr 127.0.0.1:0 \
   --envoy-admin-addr 127.0.0.1:29911 --listener-address 127.0.0.1"
 exec bash "$peers"

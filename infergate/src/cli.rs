@@ -177,6 +177,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .context("starting the rate limit service")?;
+    say!(
+        "ratelimit: grpc {} metrics http://{}/metrics ({})",
+        ratelimit.bound().grpc,
+        ratelimit.bound().admin,
+        if args.redis_url.is_some() { "Redis" } else { "in memory" }
+    );
     // The folder's model servers (sims for loopback Pods and Backends) and a picker per
     // InferencePool, before the xds-server: the translator needs the pickers' ports.
     let snapshot = crate::pools::load(&mut xds_server::source::dir::DirSource::new(&args.dir))?;

@@ -123,6 +123,8 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
             "--extproc-admin-addr",
             "127.0.0.1:0",
         ])
+        .args(["--ratelimit-addr", "127.0.0.1:0"])
+        .args(["--ratelimit-admin-addr", "127.0.0.1:0"])
         .args(["--privileged-port-offset", &offset.to_string()])
         .args(["--listener-address", "127.0.0.1"])
         .args(["--sim-time-scale", "0.01"])

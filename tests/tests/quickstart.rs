@@ -113,6 +113,8 @@ async fn the_quickstart_models_answer_and_pool_requests_spread_over_the_pods() -
         .args(["--envoy-admin-addr", &envoy_admin])
         .args(["--extproc-addr", "127.0.0.1:0"])
         .args(["--extproc-admin-addr", "127.0.0.1:0"])
+        .args(["--ratelimit-addr", "127.0.0.1:0"])
+        .args(["--ratelimit-admin-addr", "127.0.0.1:0"])
         .args(["--privileged-port-offset", &(listen - 80).to_string()])
         .args(["--listener-address", "127.0.0.1"])
         // Requests last tens of ms: concurrent ones overlap, so the pickers see queues.
