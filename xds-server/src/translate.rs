@@ -22,6 +22,7 @@ mod gateway;
 mod http_route;
 mod rate_limit;
 mod refs;
+mod regex_check;
 mod route_common;
 
 use std::collections::BTreeMap;
@@ -177,6 +178,7 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
     let mut routes = Vec::new();
     http_route::translate_all(&mut cx, &attachments, &mut routes);
     ai_route::translate_all(&mut cx, &attachments, &mut routes);
+    regex_check::drop_bad_matches(&mut cx, &mut routes);
     let extproc = options
         .extproc
         .as_ref()

@@ -463,7 +463,10 @@ fn selector_entries(
                 "^{}(/.*)?([?#].*)?$",
                 regex_escape(path.value.trim_end_matches('/'))
             ),
-            "RegularExpression" => path.value.clone(),
+            "RegularExpression" => {
+                super::regex_check::check(&path.value).map_err(|e| format!("path: {e}"))?;
+                path.value.clone()
+            }
             other => return Err(format!("path type {other:?} is not supported")),
         };
         entries.push(DescriptorEntryIr::HeaderMatch {
@@ -501,7 +504,10 @@ fn header_entry(header: &RateLimitHeaderMatch) -> Result<DescriptorEntryIr, Stri
                 .clone()
                 .ok_or_else(|| format!("header {name}: type {kind:?} needs a value"))?;
             let matcher = match kind {
-                RateLimitMatchType::RegularExpression => StringMatchIr::Regex(value.clone()),
+                RateLimitMatchType::RegularExpression => {
+                    super::regex_check::check(&value).map_err(|e| format!("header {name}: {e}"))?;
+                    StringMatchIr::Regex(value.clone())
+                }
                 _ => StringMatchIr::Exact(value.clone()),
             };
             Ok(DescriptorEntryIr::HeaderMatch {
