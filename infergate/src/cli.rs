@@ -181,7 +181,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         "ratelimit: grpc {} metrics http://{}/metrics ({})",
         ratelimit.bound().grpc,
         ratelimit.bound().admin,
-        if args.redis_url.is_some() { "Redis" } else { "in memory" }
+        if args.redis_url.is_some() {
+            "Redis"
+        } else {
+            "in memory"
+        }
     );
     // The folder's model servers (sims for loopback Pods and Backends) and a picker per
     // InferencePool, before the xds-server: the translator needs the pickers' ports.
