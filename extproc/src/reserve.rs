@@ -39,14 +39,19 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Estimates every cost the routes serving `request.model` define (every route's costs
-    /// when none lists the model by name, as with regex matches).
+    /// Estimates every cost the routes serving `request.model` define (every costed route's
+    /// costs when none lists the model by name, as with regex matches); nothing, without work,
+    /// when no route defines costs.
     pub fn estimate(
         config: &RuntimeConfig,
         endpoint: Endpoint,
         request: &ParsedRequest,
         body_len: usize,
     ) -> Reservation {
+        let routes = config.costed.for_model(&request.model);
+        if routes.is_empty() {
+            return Reservation::default();
+        }
         let input = body_len.div_ceil(BYTES_PER_INPUT_TOKEN).max(1) as u64;
         let output = match endpoint {
             Endpoint::Embeddings => 0,
@@ -57,20 +62,6 @@ impl Reservation {
             output: Some(output),
             total: Some(input.saturating_add(output)),
             ..TokenUsage::default()
-        };
-        let serving: Vec<_> = config
-            .routes
-            .values()
-            .filter(|r| {
-                r.rules
-                    .iter()
-                    .any(|rule| rule.models.iter().any(|m| m.id == request.model))
-            })
-            .collect();
-        let routes: Vec<_> = if serving.is_empty() {
-            config.routes.values().collect()
-        } else {
-            serving
         };
         let mut estimates = BTreeMap::new();
         for route in routes {
@@ -218,6 +209,40 @@ mod tests {
         assert_eq!(r.estimates["out"], DEFAULT_OUTPUT_ESTIMATE);
         let r = Reservation::estimate(&config, Endpoint::Embeddings, &request(None), 10);
         assert_eq!(r.estimates["out"], 0);
+    }
+
+    #[test]
+    fn a_model_only_a_costless_route_serves_reserves_nothing() {
+        let mut config = Config {
+            routes: vec![RouteConfig {
+                name: "default/r".into(),
+                rules: vec![RuleConfig {
+                    models: vec!["m".into()],
+                    ..Default::default()
+                }],
+                llm_request_costs: vec![cost("in", CostKind::InputToken, None)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        config.routes.push(RouteConfig {
+            name: "default/free".into(),
+            rules: vec![RuleConfig {
+                models: vec!["free".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let config = config.build().config;
+        let mut free = request(None);
+        free.model = "free".into();
+        let r = Reservation::estimate(&config, Endpoint::ChatCompletions, &free, 10);
+        assert!(r.is_empty(), "{r:?}");
+        // A model no route lists by name (a regex match) reserves every costed route's keys.
+        let mut other = request(None);
+        other.model = "unlisted".into();
+        let r = Reservation::estimate(&config, Endpoint::ChatCompletions, &other, 10);
+        assert_eq!(r.keys().collect::<Vec<_>>(), vec!["in"]);
     }
 
     #[test]

@@ -22,6 +22,50 @@ pub struct RuntimeConfig {
     pub request_body_limit: u64,
     pub routes: BTreeMap<String, Arc<Route>>,
     pub backends: BTreeMap<String, Arc<Backend>>,
+    /// Routes with `llmRequestCosts`, by the models they list, so a request finds the costs to
+    /// reserve for without scanning every route.
+    pub costed: CostedRoutes,
+}
+
+/// The routes that define costs: all of them, and by exact model.
+#[derive(Debug, Default)]
+pub struct CostedRoutes {
+    pub all: Vec<Arc<Route>>,
+    pub by_model: std::collections::HashMap<String, Vec<Arc<Route>>>,
+}
+
+impl CostedRoutes {
+    fn new(routes: &BTreeMap<String, Arc<Route>>) -> CostedRoutes {
+        let mut out = CostedRoutes::default();
+        for route in routes.values() {
+            let costed = !route.costs.is_empty();
+            if costed {
+                out.all.push(route.clone());
+            }
+            let mut models: Vec<&str> = route
+                .rules
+                .iter()
+                .flat_map(|rule| rule.models.iter().map(|m| m.id.as_str()))
+                .collect();
+            models.sort_unstable();
+            models.dedup();
+            for model in models {
+                // Every listed model gets an entry, so one served only by routes without
+                // costs reserves nothing rather than falling back to every costed route.
+                let entry = out.by_model.entry(model.to_string()).or_default();
+                if costed {
+                    entry.push(route.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The routes serving `model` by name, or every costed route when none lists it (as with
+    /// regex matches).
+    pub fn for_model(&self, model: &str) -> &[Arc<Route>] {
+        self.by_model.get(model).map_or(&self.all, Vec::as_slice)
+    }
 }
 
 #[derive(Debug)]
@@ -247,6 +291,7 @@ pub(super) fn build(config: &Config) -> BuildOutput {
             request_body_limit: config
                 .request_body_limit_bytes
                 .unwrap_or(keys::DEFAULT_REQUEST_BODY_LIMIT),
+            costed: CostedRoutes::new(&routes),
             routes,
             backends,
         },
