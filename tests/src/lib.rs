@@ -21,6 +21,7 @@ pub mod fake_openai;
 pub mod gateway;
 pub mod http;
 pub mod load;
+pub mod manifests;
 pub mod ports;
 pub mod ratelimit_stack;
 pub mod redis;

@@ -18,7 +18,7 @@ use xds_server::translate::RateLimitOptions;
 
 use crate::fake_openai::{CHAT_USAGE, FakeOpenAi};
 use crate::gateway::Gateway;
-use crate::{http, ports, wait};
+use crate::{http, manifests, ports, wait};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 pub const KEY: &str = "sk-ratelimit-upstream";
@@ -30,20 +30,8 @@ pub const BUDGET: u64 = 100;
 pub const ANSWERS_PER_BUDGET: usize = (BUDGET as usize).div_ceil(CHAT_USAGE.total() as usize);
 
 fn manifests(port: u16, upstream: SocketAddr) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: eg}}
-spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: ai, namespace: default}}
-spec:
-  gatewayClassName: eg
-  listeners: [{{name: http, protocol: HTTP, port: {port}}}]
----
-apiVersion: aigateway.envoyproxy.io/v1alpha1
+    let route_and_budgets = format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1alpha1
 kind: AIGatewayRoute
 metadata: {{name: chat, namespace: default}}
 spec:
@@ -57,32 +45,6 @@ spec:
     - {{metadataKey: llm_input_token, type: InputToken}}
     - {{metadataKey: llm_output_token, type: OutputToken}}
     - {{metadataKey: llm_total_token, type: TotalToken}}
----
-apiVersion: aigateway.envoyproxy.io/v1alpha1
-kind: AIServiceBackend
-metadata: {{name: openai, namespace: default}}
-spec:
-  schema: {{name: OpenAI}}
-  backendRef: {{name: openai, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: openai, namespace: default}}
-spec:
-  endpoints: [{{ip: {{address: '{ip}', port: {upstream_port}}}}}]
----
-apiVersion: aigateway.envoyproxy.io/v1alpha1
-kind: BackendSecurityPolicy
-metadata: {{name: openai-key, namespace: default}}
-spec:
-  type: APIKey
-  targetRefs: [{{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: openai}}]
-  apiKey: {{secretRef: {{name: openai-key}}}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: openai-key, namespace: default}}
-stringData: {{apiKey: {KEY}}}
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
@@ -105,10 +67,10 @@ spec:
                 - {{name: x-user-id, type: Distinct}}
                 - {{name: x-ai-eg-model, type: Exact, value: {LIMITED}}}
           limit: {{requests: 2, unit: Minute}}
-"#,
-        ip = upstream.ip(),
-        upstream_port = upstream.port(),
-    )
+"#
+    );
+    let backend = manifests::keyed_backend("openai", "OpenAI", upstream, "APIKey", KEY);
+    [manifests::gateway(port), route_and_budgets, backend].join("---\n")
 }
 
 pub struct Stack {

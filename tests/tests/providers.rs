@@ -5,27 +5,15 @@
 use anyhow::Result;
 use infergate_e2e::fake_anthropic::{FakeAnthropic, REPLY_PIECES, USAGE};
 use infergate_e2e::gateway::Gateway;
-use infergate_e2e::{ports, sdk};
+use infergate_e2e::{manifests, ports, sdk};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-ant-e2e-provider-key";
 const MODEL: &str = "claude-e2e";
 
 fn manifests(port: u16, upstream: std::net::SocketAddr) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: infergate}}
-spec: {{controllerName: infergate.io/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: ai, namespace: default}}
-spec:
-  gatewayClassName: infergate
-  listeners: [{{name: http, protocol: HTTP, port: {port}}}]
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
+    let route = format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
 kind: AIGatewayRoute
 metadata: {{name: claude, namespace: default}}
 spec:
@@ -33,36 +21,11 @@ spec:
   rules:
     - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {MODEL}}}]}}]
       backendRefs: [{{name: anthropic}}]
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: anthropic, namespace: default}}
-spec:
-  schema: {{name: Anthropic}}
-  backendRef: {{name: anthropic, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: anthropic, namespace: default}}
-spec:
-  endpoints: [{{ip: {{address: '{ip}', port: {upstream_port}}}}}]
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: BackendSecurityPolicy
-metadata: {{name: anthropic-key, namespace: default}}
-spec:
-  type: AnthropicAPIKey
-  targetRefs: [{{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: anthropic}}]
-  anthropicAPIKey: {{secretRef: {{name: anthropic-key}}}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: anthropic-key, namespace: default}}
-stringData: {{apiKey: {KEY}}}
-"#,
-        ip = upstream.ip(),
-        upstream_port = upstream.port(),
-    )
+"#
+    );
+    let backend =
+        manifests::keyed_backend("anthropic", "Anthropic", upstream, "AnthropicAPIKey", KEY);
+    [manifests::gateway(port), route, backend].join("---\n")
 }
 
 fn usage() -> Value {

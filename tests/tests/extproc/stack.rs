@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use infergate_e2e::{Envoy, http, ports, wait};
+use infergate_e2e::{Envoy, http, manifests, ports, wait};
 use serde_json::Value;
 use xds_server::pipeline::Debounce;
 use xds_server::server::{self, Config};
@@ -32,48 +32,8 @@ pub const BACKEND: &str = "default/openai";
 /// Every manifest of the stack: one OpenAI backend with an API key from a Secret, a route with
 /// costs (and an aliased model) and one without.
 fn manifests(port: u16, upstream: SocketAddr) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: infergate}}
-spec: {{controllerName: infergate.io/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: ai, namespace: default}}
-spec:
-  gatewayClassName: infergate
-  listeners: [{{name: http, protocol: HTTP, port: {port}}}]
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: openai, namespace: default}}
-spec:
-  schema: {{name: OpenAI}}
-  backendRef: {{name: openai, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: openai, namespace: default}}
-spec:
-  endpoints: [{{ip: {{address: '{ip}', port: {upstream_port}}}}}]
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: BackendSecurityPolicy
-metadata: {{name: openai-key, namespace: default}}
-spec:
-  type: APIKey
-  targetRefs: [{{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: openai}}]
-  apiKey:
-    secretRef: {{name: openai-key}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: openai-key, namespace: default}}
-stringData:
-  apiKey: {UPSTREAM_KEY}
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
+    let routes = format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
 kind: AIGatewayRoute
 metadata: {{name: chat, namespace: default}}
 spec:
@@ -103,10 +63,10 @@ spec:
   rules:
     - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {FREE}}}]}}]
       backendRefs: [{{name: openai}}]
-"#,
-        ip = upstream.ip(),
-        upstream_port = upstream.port(),
-    )
+"#
+    );
+    let backend = manifests::keyed_backend("openai", "OpenAI", upstream, "APIKey", UPSTREAM_KEY);
+    [manifests::gateway(port), backend, routes].join("---\n")
 }
 
 /// One extproc replica, fed by the xds-server.
