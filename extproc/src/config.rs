@@ -14,8 +14,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use build::{
-    AwsCredential, Backend, BackendRef, BodyMutation, BuildOutput, ConfigError, Credential,
-    HeaderMutation, ListedModel, ObjectKind, Route, Rule, RuntimeConfig, SUPPORTED_SCHEMAS, Schema,
+    AwsCredential, AzureCredential, Backend, BackendRef, BodyMutation, BuildOutput, ConfigError,
+    Credential, GcpCredential, HeaderMutation, ListedModel, ObjectKind, Route, Rule, RuntimeConfig,
+    SUPPORTED_SCHEMAS, Schema,
 };
 pub use store::ConfigStore;
 
@@ -170,6 +171,30 @@ pub enum CredentialConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_token: Option<String>,
     },
+    /// GCP OAuth tokens for `GCPVertexAI` and `GCPAnthropic` backends, minted from a
+    /// service-account key; `projectName` and `region` also place the model in Vertex's path.
+    #[serde(rename = "GCPCredentials", rename_all = "camelCase")]
+    GcpCredentials {
+        project_name: String,
+        region: String,
+        /// The service-account key file (JSON) as the Secret holds it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service_account_key: Option<String>,
+        /// Token endpoint; the key file's `token_uri` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_url: Option<String>,
+    },
+    /// Entra ID tokens (client credentials) for `AzureOpenAI` backends.
+    #[serde(rename = "AzureCredentials", rename_all = "camelCase")]
+    AzureCredentials {
+        tenant_id: String,
+        client_id: String,
+        client_secret: String,
+        /// Token endpoint; `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token` when
+        /// absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_url: Option<String>,
+    },
 }
 
 impl fmt::Debug for CredentialConfig {
@@ -179,6 +204,22 @@ impl fmt::Debug for CredentialConfig {
             CredentialConfig::AwsCredentials { region, .. } => write!(
                 f,
                 "AwsCredentials {{ region: {region:?}, keys: <redacted> }}"
+            ),
+            CredentialConfig::GcpCredentials {
+                project_name,
+                region,
+                ..
+            } => write!(
+                f,
+                "GcpCredentials {{ project_name: {project_name:?}, region: {region:?}, key: <redacted> }}"
+            ),
+            CredentialConfig::AzureCredentials {
+                tenant_id,
+                client_id,
+                ..
+            } => write!(
+                f,
+                "AzureCredentials {{ tenant_id: {tenant_id:?}, client_id: {client_id:?}, secret: <redacted> }}"
             ),
         }
     }

@@ -516,6 +516,12 @@ fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<(
                 changes.remove(name);
             }
         }
+        // Token credentials: not minted yet.
+        (Some(Credential::Gcp(_) | Credential::Azure(_)), _) => {
+            return Err(Error::MissingCredential {
+                backend: backend.name.clone(),
+            });
+        }
     }
     Ok(())
 }

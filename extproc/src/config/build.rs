@@ -155,6 +155,10 @@ pub enum Credential {
     ApiKey(String),
     /// SigV4 signing keys (`AWSCredentials`).
     Aws(AwsCredential),
+    /// A service-account key minting OAuth tokens, and the project and region of the models.
+    Gcp(GcpCredential),
+    /// An Entra ID application's client secret, minting tokens.
+    Azure(AzureCredential),
 }
 
 impl fmt::Debug for Credential {
@@ -164,6 +168,16 @@ impl fmt::Debug for Credential {
             Credential::Aws(aws) => {
                 write!(f, "Aws {{ region: {:?}, keys: <redacted> }}", aws.region)
             }
+            Credential::Gcp(gcp) => write!(
+                f,
+                "Gcp {{ project: {:?}, region: {:?}, key: <redacted> }}",
+                gcp.project, gcp.region
+            ),
+            Credential::Azure(azure) => write!(
+                f,
+                "Azure {{ tenant_id: {:?}, client_id: {:?}, secret: <redacted> }}",
+                azure.tenant_id, azure.client_id
+            ),
         }
     }
 }
@@ -175,6 +189,24 @@ pub struct AwsCredential {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: Option<String>,
+}
+
+/// A GCP project and region, with the service-account key that mints their tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GcpCredential {
+    pub project: String,
+    pub region: String,
+    pub service_account_key: Option<String>,
+    pub token_url: Option<String>,
+}
+
+/// An Entra ID application's client credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AzureCredential {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub token_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -477,6 +509,51 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
                 access_key_id: id.to_string(),
                 secret_access_key: secret.to_string(),
                 session_token: token.map(str::to_string),
+            }))
+        }
+        Some(CredentialConfig::GcpCredentials {
+            project_name,
+            region,
+            service_account_key,
+            token_url,
+        }) => {
+            let (project, region) = (project_name.trim(), region.trim());
+            let valid = |v: &str| {
+                !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
+            if !valid(project) || !valid(region) {
+                return Err(format!(
+                    "credential GCPCredentials: project {project:?} or region {region:?} is not a name"
+                ));
+            }
+            Some(Credential::Gcp(GcpCredential {
+                project: project.to_string(),
+                region: region.to_string(),
+                service_account_key: service_account_key.clone(),
+                token_url: token_url.clone(),
+            }))
+        }
+        Some(CredentialConfig::AzureCredentials {
+            tenant_id,
+            client_id,
+            client_secret,
+            token_url,
+        }) => {
+            if tenant_id.trim().is_empty()
+                || client_id.trim().is_empty()
+                || client_secret.trim().is_empty()
+            {
+                return Err(
+                    "credential AzureCredentials: the tenant, client id or secret is empty".into(),
+                );
+            }
+            Some(Credential::Azure(AzureCredential {
+                tenant_id: tenant_id.trim().to_string(),
+                client_id: client_id.trim().to_string(),
+                client_secret: client_secret.trim().to_string(),
+                token_url: token_url.clone(),
             }))
         }
     };

@@ -22,7 +22,7 @@ pub fn verify(config: &Config, record: &Value) -> Result<(), String> {
     let path = request["path"].as_str().unwrap_or_default();
     let key = backend.credential.as_ref().and_then(|c| match c {
         CredentialConfig::ApiKey { key } => Some(key.as_str()),
-        CredentialConfig::AwsCredentials { .. } => None,
+        _ => None,
     });
     for (name, value) in headers.as_object().into_iter().flatten() {
         if value.as_str().is_some_and(|v| v.contains("client")) {
