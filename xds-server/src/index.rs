@@ -5,6 +5,7 @@
 //! error, which becomes an `Accepted=False` condition on it.
 
 mod parse;
+mod secret_refs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -50,7 +50,8 @@ impl ConfigStore {
         f(&mut index);
     }
 
-    fn snapshot(&self) -> crate::index::IndexSnapshot {
+    /// A snapshot of the index as it is now.
+    pub fn snapshot(&self) -> crate::index::IndexSnapshot {
         self.index
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -276,6 +276,68 @@ async fn a_secret_rotation_changes_the_extproc_credential_without_restart() {
     .await;
 }
 
+#[tokio::test]
+async fn only_the_secrets_a_policy_references_are_read_and_kept() {
+    let fake = FakeApi::start().await;
+    let text =
+        std::fs::read_to_string(repo().join("xds-server/testdata/in/extproc-mixed-listener.yaml"))
+            .expect("case");
+    fake.apply_yaml(&text);
+    let secret = |name: &str, key: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+               "metadata": {"name": name, "namespace": "default"},
+               "data": {"apiKey": base64(key.as_bytes())}})
+    };
+    fake.apply(secret("other-key", "sk-other"));
+    fake.apply(secret("database", "hunter2"));
+    let running = start(&fake, None, run_options()).await;
+    // The first push already has the credential: the initial batch waited for it.
+    let first = running.published.translation.load_full();
+    assert_eq!(credential(&first).as_deref(), Some("sk-golden-test-key"));
+    let secret_reads = |fake: &FakeApi| -> Vec<String> {
+        fake.reads()
+            .into_iter()
+            .filter(|(path, _)| path.ends_with("/secrets"))
+            .map(|(path, query)| {
+                format!(
+                    "{path}?{}",
+                    query.get("fieldSelector").cloned().unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    let reads = secret_reads(&fake);
+    assert!(!reads.is_empty(), "the referenced Secret was never read");
+    assert!(
+        reads
+            .iter()
+            .all(|r| r == "/api/v1/namespaces/default/secrets?metadata.name=openai-key"),
+        "Secrets other than the referenced one were read: {reads:?}"
+    );
+
+    // The policy now names another Secret: that one is read, the old one dropped.
+    let policy = text
+        .split("\n---")
+        .find(|doc| doc.contains("kind: BackendSecurityPolicy"))
+        .expect("policy")
+        .replace(
+            "secretRef: {name: openai-key}",
+            "secretRef: {name: other-key}",
+        );
+    fake.apply_yaml(&policy);
+    wait_for(&running, "the newly referenced Secret's key", |t| {
+        credential(t).as_deref() == Some("sk-other")
+    })
+    .await;
+    let reads = secret_reads(&fake);
+    assert!(
+        reads
+            .iter()
+            .all(|r| !r.ends_with("metadata.name=database") && r.contains("?metadata.name=")),
+        "an unreferenced Secret was read, or all of them: {reads:?}"
+    );
+}
+
 fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();

@@ -100,6 +100,15 @@ pub struct Oidc {
     pub pass_through_auth_header: Option<bool>,
 }
 
+impl Oidc {
+    /// The Secrets the client's id and secret are read from.
+    pub fn secret_refs(&self) -> impl Iterator<Item = &SecretObjectReference> {
+        self.client_id_ref
+            .iter()
+            .chain(std::iter::once(&self.client_secret))
+    }
+}
+
 /// An OIDC identity provider.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

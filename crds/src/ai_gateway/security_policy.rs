@@ -238,3 +238,35 @@ pub struct CredentialFromDynamicMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_to_configured: Option<bool>,
 }
+
+impl BackendSecurityPolicySpec {
+    /// Every Secret the policy names, in any credential block (set or not in effect): what a
+    /// control plane must read to resolve it, and nothing else.
+    pub fn secret_refs(&self) -> Vec<&SecretObjectReference> {
+        let mut refs: Vec<&SecretObjectReference> =
+            [&self.api_key, &self.azure_api_key, &self.anthropic_api_key]
+                .into_iter()
+                .flatten()
+                .map(|c| &c.secret_ref)
+                .collect();
+        if let Some(aws) = &self.aws_credentials {
+            refs.extend(aws.credentials_file.as_ref().map(|f| &f.secret_ref));
+            if let Some(oidc) = &aws.oidc_exchange_token {
+                refs.extend(oidc.oidc.secret_refs());
+            }
+        }
+        if let Some(azure) = &self.azure_credentials {
+            refs.extend(azure.client_secret_ref.as_ref());
+            if let Some(oidc) = &azure.oidc_exchange_token {
+                refs.extend(oidc.oidc.secret_refs());
+            }
+        }
+        if let Some(gcp) = &self.gcp_credentials {
+            refs.extend(gcp.credentials_file.as_ref().map(|f| &f.secret_ref));
+            if let Some(wif) = &gcp.workload_identity_federation_config {
+                refs.extend(wif.oidc_exchange_token.oidc.secret_refs());
+            }
+        }
+        refs
+    }
+}

@@ -8,9 +8,9 @@
 //!   never dropped while the watcher catches up.
 //! - The initial lists of every kind are applied as one batch; the translator starts after it,
 //!   so a restart pushes one complete config instead of a burst of partial ones.
-//! - Secrets: every Secret in the watched namespace(s) is read (the index needs the referenced
-//!   ones; a field selector cannot express "referenced"). RBAC must allow `list`/`watch` on
-//!   Secrets there.
+//! - Secrets: only those a BackendSecurityPolicy references are read, each by its own watcher
+//!   (see [`secrets`]); the initial batch waits for them too. RBAC must allow `list`/`watch`
+//!   on Secrets (a field selector on the name narrows what is returned, not what is allowed).
 //! - Conditions are written back to `status` with server-side apply (see [`status_body`]), by
 //!   the elected leader only when [`KubeConfig::leader_election`] is set (see [`lease`]).
 //! - `${VAR}` references are a directory-source feature: Kubernetes objects are taken as they are.
@@ -19,6 +19,7 @@ mod batch;
 mod convert;
 pub mod lease;
 mod resources;
+mod secrets;
 pub mod status_body;
 mod status_writer;
 mod watch;
@@ -102,22 +103,38 @@ pub fn spawn(
 ) -> KubeSource {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
-    for &kind in WATCHED {
+    for kind in listed_kinds() {
         let api = resources::api(client.clone(), kind, namespace.as_deref());
-        tasks.push(tokio::spawn(watch::run(api, kind, tx.clone())));
+        tasks.push(tokio::spawn(watch::run(
+            api,
+            watch::Scope::Kind(kind),
+            tx.clone(),
+        )));
     }
+    let secrets = secrets::SecretWatchers::new(client, tx);
     let (synced_tx, synced) = signal::channel(false);
-    tasks.push(tokio::spawn(apply_changes(store, rx, synced_tx)));
+    tasks.push(tokio::spawn(apply_changes(store, rx, secrets, synced_tx)));
     KubeSource { tasks, synced }
 }
 
-/// Applies the initial lists as one update, then each burst of changes as one update.
+/// The kinds watched whole: all but Secrets, which are watched one by one.
+fn listed_kinds() -> impl Iterator<Item = crate::object::Kind> {
+    WATCHED
+        .iter()
+        .copied()
+        .filter(|&k| k != crate::object::Kind::Secret)
+}
+
+/// Applies the initial lists, and then the referenced Secrets, as one update; then each
+/// burst of changes as one update, following the Secrets the config references as it goes.
 async fn apply_changes(
     store: Arc<ConfigStore>,
     mut rx: mpsc::UnboundedReceiver<Change>,
+    mut secrets: secrets::SecretWatchers,
     synced: signal::Sender<bool>,
 ) {
-    let mut initial = InitialBatch::new(WATCHED);
+    let kinds: Vec<_> = listed_kinds().collect();
+    let mut initial = InitialBatch::new(&kinds);
     let batch = loop {
         let Some(change) = rx.recv().await else {
             return;
@@ -126,17 +143,71 @@ async fn apply_changes(
             break batch;
         }
     };
-    tracing::info!(objects = batch.len(), "kubernetes: initial lists applied");
-    store.update_quietly(|index| apply_all(index, batch));
+    let objects = batch.len();
+    // The translator is not running yet: nothing is pushed until the Secrets are in too.
+    store.update_quietly(|index| apply_all(index, &secrets, batch));
+    let mut waiting: std::collections::BTreeSet<_> = follow_secrets(&store, &mut secrets)
+        .started
+        .into_iter()
+        .collect();
+    while !waiting.is_empty() {
+        let Some(change) = rx.recv().await else {
+            return;
+        };
+        if let Change::ListedOne { key, .. } = &change {
+            waiting.remove(key);
+        }
+        store.update_quietly(|index| apply_all(index, &secrets, [change]));
+        waiting.extend(follow_secrets(&store, &mut secrets).started);
+    }
+    tracing::info!(
+        objects,
+        secrets = store.snapshot().secrets().count(),
+        "kubernetes: initial lists applied"
+    );
     synced.send_replace(true);
     let mut burst = Vec::new();
     while rx.recv_many(&mut burst, 1024).await > 0 {
-        store.update(|index| apply_all(index, burst.drain(..)));
+        store.update(|index| {
+            let mut changed = apply_all(index, &secrets, burst.drain(..));
+            let followed = secrets.sync(&index.snapshot().referenced_secrets());
+            for key in followed.stopped {
+                changed |= index.delete(&key);
+            }
+            changed
+        });
     }
 }
 
-fn apply_all(index: &mut crate::index::Index, changes: impl IntoIterator<Item = Change>) -> bool {
-    changes.into_iter().fold(false, |changed, change| {
-        apply_change(index, change) | changed
-    })
+/// Starts and stops Secret watchers for what the index references now; drops the Secrets
+/// no longer referenced.
+fn follow_secrets(store: &ConfigStore, secrets: &mut secrets::SecretWatchers) -> secrets::Synced {
+    let followed = secrets.sync(&store.snapshot().referenced_secrets());
+    if !followed.stopped.is_empty() {
+        store.update_quietly(|index| {
+            followed
+                .stopped
+                .iter()
+                .fold(false, |changed, key| index.delete(key) | changed)
+        });
+    }
+    followed
+}
+
+fn apply_all(
+    index: &mut crate::index::Index,
+    secrets: &secrets::SecretWatchers,
+    changes: impl IntoIterator<Item = Change>,
+) -> bool {
+    changes
+        .into_iter()
+        // A Secret whose watcher was stopped may still have an event queued.
+        .filter(|change| {
+            change
+                .key()
+                .is_none_or(|k| k.kind != crate::object::Kind::Secret || secrets.watches(k))
+        })
+        .fold(false, |changed, change| {
+            apply_change(index, change) | changed
+        })
 }

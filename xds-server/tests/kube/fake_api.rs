@@ -61,6 +61,8 @@ struct Store {
     failing_watches: usize,
     lists: usize,
     recorded: Vec<Recorded>,
+    /// Every list and watch: its path and query.
+    reads: Vec<(String, BTreeMap<String, String>)>,
     /// The `Authorization` header of the last request.
     authorization: Option<String>,
 }
@@ -206,6 +208,11 @@ impl FakeApi {
     /// How many list requests were served.
     pub fn lists(&self) -> usize {
         self.store().lists
+    }
+
+    /// The list and watch requests received (path, query), in order.
+    pub fn reads(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        self.store().reads.clone()
     }
 
     /// The PATCH / POST / PUT requests received, in order.
@@ -388,9 +395,13 @@ async fn handle(
         });
     }
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    if method == Method::GET && path.name.is_none() {
+        let read = (uri.path().to_string(), query.clone());
+        shared.store.lock().expect("store").reads.push(read);
+    }
     match (method, &path.name) {
         (Method::GET, None) if watching => watch(&shared, &path, &query),
-        (Method::GET, None) => list(&shared, &path),
+        (Method::GET, None) => list(&shared, &path, &query),
         (Method::GET, Some(name)) => get(&shared, &path, name),
         (Method::POST, None) => write(&shared, &path, body, true),
         (Method::PUT, Some(_)) => write(&shared, &path, body, false),
@@ -407,15 +418,27 @@ fn in_namespace(path: &Path, namespace: &str) -> bool {
     path.namespace.as_deref().is_none_or(|ns| ns == namespace)
 }
 
-fn list(shared: &Shared, path: &Path) -> Response {
+/// The name a `fieldSelector=metadata.name=<name>` asks for (the only field selector the
+/// fake understands).
+fn selected_name(query: &BTreeMap<String, String>) -> Option<String> {
+    query
+        .get("fieldSelector")
+        .and_then(|s| s.strip_prefix("metadata.name="))
+        .map(str::to_string)
+}
+
+fn list(shared: &Shared, path: &Path, query: &BTreeMap<String, String>) -> Response {
     let mut store = shared.store.lock().expect("store");
     store.lists += 1;
+    let name = selected_name(query);
     let items: Vec<Value> = store
         .objects
         .get(&path.collection)
         .map(|c| {
             c.iter()
-                .filter(|((ns, _), _)| in_namespace(path, ns))
+                .filter(|((ns, n), _)| {
+                    in_namespace(path, ns) && name.as_ref().is_none_or(|want| want == n)
+                })
                 .map(|(_, o)| o.clone())
                 .collect()
         })
@@ -536,8 +559,13 @@ fn watch(shared: &Shared, path: &Path, query: &BTreeMap<String, String>) -> Resp
     }
     let collection = path.collection.clone();
     let namespace = path.namespace.clone();
+    let name = selected_name(query);
     let wanted = move |e: &WatchEvent| {
-        e.collection == collection && namespace.as_deref().is_none_or(|ns| ns == e.namespace)
+        e.collection == collection
+            && namespace.as_deref().is_none_or(|ns| ns == e.namespace)
+            && name
+                .as_deref()
+                .is_none_or(|n| e.object["metadata"]["name"].as_str() == Some(n))
     };
     let backlog: Vec<WatchEvent> = store
         .history

@@ -16,6 +16,22 @@ pub enum Change {
         kind: Kind,
         objects: Vec<RawObject>,
     },
+    /// One named object after a complete (re)list of it: present, or gone.
+    ListedOne {
+        key: ObjectKey,
+        object: Option<RawObject>,
+    },
+}
+
+impl Change {
+    /// The object this change is about, when it is about one.
+    pub fn key(&self) -> Option<&ObjectKey> {
+        match self {
+            Change::Apply(raw) => Some(&raw.key),
+            Change::Delete(key) | Change::ListedOne { key, .. } => Some(key),
+            Change::Listed { .. } => None,
+        }
+    }
 }
 
 /// Applies one change to the index; returns whether anything changed.
@@ -24,6 +40,10 @@ pub fn apply_change(index: &mut Index, change: Change) -> bool {
         Change::Apply(raw) => index.apply(raw),
         Change::Delete(key) => index.delete(&key),
         Change::Listed { kind, objects } => index.sync_kind(kind, objects),
+        Change::ListedOne {
+            object: Some(raw), ..
+        } => index.apply(raw),
+        Change::ListedOne { key, object: None } => index.delete(&key),
     }
 }
 

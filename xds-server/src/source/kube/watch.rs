@@ -8,15 +8,57 @@ use tokio::sync::mpsc;
 
 use super::Change;
 use super::convert;
-use crate::object::{Kind, RawObject};
+use crate::object::{Kind, ObjectKey, RawObject};
 
-/// Watches `kind` until the receiver is gone. kube-rs relists by itself after `410 Gone` in
+/// What a watcher watches.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Every object of a kind (in the API's namespace, or all).
+    Kind(Kind),
+    /// One named object (a field selector on its name, in its namespace).
+    Named(ObjectKey),
+}
+
+impl Scope {
+    fn kind(&self) -> Kind {
+        match self {
+            Scope::Kind(kind) => *kind,
+            Scope::Named(key) => key.kind,
+        }
+    }
+
+    fn config(&self) -> watcher::Config {
+        match self {
+            Scope::Kind(_) => watcher::Config::default(),
+            Scope::Named(key) => {
+                watcher::Config::default().fields(&format!("metadata.name={}", key.name))
+            }
+        }
+    }
+
+    /// The change a complete (re)list makes.
+    fn listed(&self, mut objects: Vec<RawObject>) -> Change {
+        match self {
+            Scope::Kind(kind) => Change::Listed {
+                kind: *kind,
+                objects,
+            },
+            Scope::Named(key) => Change::ListedOne {
+                key: key.clone(),
+                object: objects.pop(),
+            },
+        }
+    }
+}
+
+/// Watches `scope` until the receiver is gone. kube-rs relists by itself after `410 Gone` in
 /// the stream; a watch that cannot even start because its resourceVersion is too old
 /// (`410` as the HTTP answer) restarts the watcher here, which relists too.
-pub async fn run(api: Api<DynamicObject>, kind: Kind, tx: mpsc::UnboundedSender<Change>) {
+pub async fn run(api: Api<DynamicObject>, scope: Scope, tx: mpsc::UnboundedSender<Change>) {
+    let kind = scope.kind();
     let mut listed_once = false;
     loop {
-        let mut events = watcher::watcher(api.clone(), watcher::Config::default())
+        let mut events = watcher::watcher(api.clone(), scope.config())
             .default_backoff()
             .boxed();
         let mut buffer: Vec<RawObject> = Vec::new();
@@ -33,10 +75,7 @@ pub async fn run(api: Api<DynamicObject>, kind: Kind, tx: mpsc::UnboundedSender<
                 Ok(Event::InitDone) => {
                     listed_once = true;
                     tracing::debug!(%kind, objects = buffer.len(), "kubernetes: listed");
-                    Change::Listed {
-                        kind,
-                        objects: std::mem::take(&mut buffer),
-                    }
+                    scope.listed(std::mem::take(&mut buffer))
                 }
                 Ok(Event::Apply(object)) => match convert::raw_object(kind, object) {
                     Some(raw) => Change::Apply(raw),
@@ -53,13 +92,7 @@ pub async fn run(api: Api<DynamicObject>, kind: Kind, tx: mpsc::UnboundedSender<
                             // but let the other kinds start serving.
                             tracing::warn!(%kind, error = %err, "kubernetes: kind not served (CRD installed?); treating it as empty");
                             listed_once = true;
-                            if tx
-                                .send(Change::Listed {
-                                    kind,
-                                    objects: Vec::new(),
-                                })
-                                .is_err()
-                            {
+                            if tx.send(scope.listed(Vec::new())).is_err() {
                                 return;
                             }
                         }
