@@ -10,11 +10,20 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = xds_server::cli::Args::parse();
     let config = args.config().map_err(anyhow::Error::msg)?;
-    let _running = xds_server::server::start_from(args.source(), config)
+    let running = xds_server::server::start_from(args.source(), config)
         .await
         .context("starting xds-server")?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for ctrl-c")?;
+    stop_signal().await.context("waiting for a stop signal")?;
+    tracing::info!("stopping");
+    running.shutdown().await;
     Ok(())
+}
+
+/// SIGTERM (how Kubernetes stops a pod) or ctrl-c.
+async fn stop_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = term.recv() => Ok(()),
+    }
 }

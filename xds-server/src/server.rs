@@ -74,6 +74,8 @@ pub struct Running {
     pub proxies: ProxyRegistry,
     pub store: Arc<ConfigStore>,
     tasks: Vec<JoinHandle<()>>,
+    /// The Lease this replica may hold, released on [`Running::shutdown`].
+    lease: Option<(kube::Client, kube_source::LeaseConfig)>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
@@ -86,6 +88,29 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// Stops serving; a leader gives its Lease up so another replica leads at once.
+    pub async fn shutdown(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+            // Wait for the abort, so the election cannot renew after the release.
+            let _ = task.await;
+        }
+        if let Some((client, lease)) = self.lease.take() {
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                kube_source::lease::release(client, &lease),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "leader election: lease not released")
+                }
+                Err(_) => tracing::warn!("leader election: lease release timed out"),
+            }
+        }
+    }
+
     /// Waits until the first translation is published.
     pub async fn ready(&self) {
         let mut ready = self.published.ready.subscribe();
@@ -125,6 +150,7 @@ pub async fn start_from(source: Source, config: Config) -> Result<Running, Error
     let store = ConfigStore::new();
 
     let mut tasks = Vec::new();
+    let mut lease = None;
     let watcher = match &source {
         Source::Dir(dir) => {
             let (watcher, reload) = start_dir(dir, &store)?;
@@ -149,8 +175,9 @@ pub async fn start_from(source: Source, config: Config) -> Result<Running, Error
             let source =
                 kube_source::spawn(client.clone(), kube_config.namespace.clone(), store.clone());
             // Without leader election every replica writes (the same) status.
-            let leader = kube_config.leader_election.clone().map(|lease| {
-                let (task, leader) = kube_source::spawn_leader_election(client.clone(), lease);
+            let leader = kube_config.leader_election.clone().map(|config| {
+                lease = Some((client.clone(), config.clone()));
+                let (task, leader) = kube_source::spawn_leader_election(client.clone(), config);
                 tasks.push(task);
                 leader
             });
@@ -206,6 +233,7 @@ pub async fn start_from(source: Source, config: Config) -> Result<Running, Error
         proxies,
         store,
         tasks,
+        lease,
         _watcher: watcher,
     })
 }

@@ -602,6 +602,33 @@ fn elected(fake: &FakeApi, identity: &str) -> KubeConfig {
     }
 }
 
+#[tokio::test]
+async fn a_leader_that_shuts_down_releases_the_lease_and_another_replica_leads_at_once() {
+    let fake = FakeApi::start().await;
+    fake.apply_yaml(GATEWAY);
+    // A Lease far longer than the test: only a release lets b lead in time.
+    let long = |identity: &str| {
+        let mut config = elected(&fake, identity);
+        if let Some(lease) = config.leader_election.as_mut() {
+            lease.duration = Duration::from_secs(600);
+        }
+        config
+    };
+    let a = start_source(long("replica-a"), Options::default()).await;
+    wait_for_holder(&fake, "replica-a").await;
+    let b = start_source(long("replica-b"), Options::default()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(lease_holder(&fake).as_deref(), Some("replica-a"));
+
+    a.shutdown().await;
+    wait_for_holder(&fake, "replica-b").await;
+    // A follower's shutdown leaves the holder alone.
+    let c = start_source(long("replica-c"), Options::default()).await;
+    c.shutdown().await;
+    assert_eq!(lease_holder(&fake).as_deref(), Some("replica-b"));
+    drop(b);
+}
+
 fn lease_holder(fake: &FakeApi) -> Option<String> {
     let lease = fake.get(
         "coordination.k8s.io/v1",

@@ -88,6 +88,34 @@ pub async fn run(client: kube::Client, config: LeaseConfig, leader: watch::Sende
     }
 }
 
+/// Gives the Lease up if this replica holds it, so another replica takes over at its next
+/// round instead of waiting out the Lease duration (client-go's `ReleaseOnCancel`). Call it
+/// after the election task has stopped, so it cannot renew again.
+pub async fn release(client: kube::Client, config: &LeaseConfig) -> kube::Result<bool> {
+    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
+    let Some(mut lease) = api.get_opt(&config.name).await? else {
+        return Ok(false);
+    };
+    let mut spec = lease.spec.clone().unwrap_or_default();
+    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+        return Ok(false);
+    }
+    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+    spec.holder_identity = None;
+    spec.lease_duration_seconds = Some(1);
+    spec.acquire_time = Some(now.clone());
+    spec.renew_time = Some(now);
+    lease.spec = Some(spec);
+    let released = conflict_is_false(
+        api.replace(&config.name, &PostParams::default(), &lease)
+            .await,
+    )?;
+    if released {
+        tracing::info!(identity = %config.identity, lease = %config.name, "leader election: lease released");
+    }
+    Ok(released)
+}
+
 /// What a replica has seen of the Lease.
 struct Elector {
     config: LeaseConfig,
