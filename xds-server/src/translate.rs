@@ -23,6 +23,7 @@ mod http_route;
 mod rate_limit;
 mod refs;
 mod regex_check;
+mod retry;
 mod route_common;
 
 use std::collections::BTreeMap;
@@ -185,9 +186,11 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
         .map(|e| extproc_config::build(&mut cx, e.body_limit));
     pool::report(&mut cx);
     let rate_limits = rate_limit::compile(&mut cx);
+    let retries = retry::compile(&mut cx);
     backend::report_unattached(&mut cx);
     cx.status.pool_parents = pool_parents::collect(snapshot, &cx.status);
-    let (all, by_gateway) = assemble::assemble(&gateways, routes, options, &cx.epps, &rate_limits);
+    let (all, by_gateway) =
+        assemble::assemble(&gateways, routes, options, &cx.epps, &rate_limits, &retries);
     for (key, origin) in &snapshot.origins {
         if let Some(object) = cx.status.objects.get_mut(key) {
             object.origin = Some(origin.clone());

@@ -233,6 +233,7 @@ fn translate_rule(
             per_try_timeout,
             failover_retries: backends.saturating_sub(1).min(MAX_FAILOVER_RETRIES),
             auto_host_rewrite: !all_ip,
+            retry: None,
         })
     };
     push_matches(key, i, rule, action, BTreeMap::new(), model);

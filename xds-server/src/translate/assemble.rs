@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::attach::{ListenerRef, hostnames_intersect};
 use super::gateway::GatewayModel;
 use super::ir::{
-    ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, EppIr,
+    ActionIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, EndpointIr, EndpointsIr, EppIr, ForwardIr,
     ListenerIr, LocalityIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, VirtualHostIr,
 };
 use super::rate_limit::RateLimits;
@@ -74,6 +74,7 @@ pub fn assemble(
     options: &Options,
     epps: &BTreeMap<String, EppIr>,
     rate_limits: &RateLimits,
+    retries: &super::retry::Retries,
 ) -> (XdsIr, BTreeMap<String, XdsIr>) {
     // (gateway, port) → vhost domain → routes with precedence; and whether AI routes are there.
     type VHosts = BTreeMap<String, (Vec<(Precedence, RouteIr)>, bool)>;
@@ -108,13 +109,25 @@ pub fn assemble(
                 } else {
                     Vec::new()
                 };
+                let retry =
+                    retries.for_placement(&route.key, &gateways[at.gateway].key, &listener.name);
                 for (order, rule) in route.rules.iter().enumerate() {
                     let p = precedence(&rule.matcher, &route.created, &route.key, order);
                     // Only AI routes go through the router leg (settled per listener below).
                     let forwards = matches!(rule.action, ActionIr::Forward(_));
+                    let action = match &rule.action {
+                        ActionIr::Forward(forward) if retry.is_some() => {
+                            ActionIr::Forward(ForwardIr {
+                                retry: retry.clone().map(Box::new),
+                                ..forward.clone()
+                            })
+                        }
+                        other => other.clone(),
+                    };
                     let rule = RouteIr {
                         extproc_disabled: !route.ai,
                         rate_limits: if forwards { limits.clone() } else { Vec::new() },
+                        action,
                         ..rule.clone()
                     };
                     entries.push((p, rule));

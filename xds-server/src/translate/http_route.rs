@@ -180,6 +180,7 @@ fn translate_rule(
             per_try_timeout,
             failover_retries: 0,
             auto_host_rewrite: false,
+            retry: None,
         })
     };
     push_matches(key, i, rule, action, BTreeMap::new(), model);

@@ -215,6 +215,23 @@ pub struct ForwardIr {
     /// `Host` becomes the picked endpoint's hostname (providers behind a DNS name, such as
     /// `api.openai.com`, route and sign on it); IP endpoints keep the client's.
     pub auto_host_rewrite: bool,
+    /// A BackendTrafficPolicy's retry (set when the route is placed on a listener).
+    pub retry: Option<Box<RetryIr>>,
+}
+
+/// A BackendTrafficPolicy's `retry`, in Envoy's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RetryIr {
+    /// Envoy `retry_on` conditions, comma-separated.
+    pub retry_on: String,
+    pub num_retries: u32,
+    /// For `retriable-status-codes`.
+    pub status_codes: Vec<u32>,
+    pub per_try_timeout: Option<Duration>,
+    /// Base and maximum back-off interval.
+    pub back_off: Option<(Duration, Option<Duration>)>,
+    /// Attempts on one priority before the next (failover routes).
+    pub attempts_per_priority: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

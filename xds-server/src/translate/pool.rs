@@ -512,6 +512,7 @@ pub(crate) fn translate_rule(
             per_try_timeout,
             failover_retries: 0,
             auto_host_rewrite: false,
+            retry: None,
         }),
         epps,
     }

@@ -64,7 +64,7 @@ impl RateLimits {
 }
 
 /// A policy target that exists.
-enum Target {
+pub(super) enum Target {
     Route(ObjectKey),
     Gateway(ObjectKey, Option<String>),
 }
@@ -74,10 +74,8 @@ pub fn compile(cx: &mut Cx<'_>) -> RateLimits {
     let mut out = RateLimits::default();
     for (key, policy) in snapshot.backend_traffic_policies() {
         let spec = &policy.spec;
+        // `retry` is compiled by `retry.rs`.
         let mut extras = Vec::new();
-        if spec.retry.is_some() {
-            extras.push("retry");
-        }
         if spec.timeout.is_some() {
             extras.push("timeout");
         }
@@ -123,7 +121,12 @@ pub fn compile(cx: &mut Cx<'_>) -> RateLimits {
             );
             continue;
         }
-        let targets = resolve_targets(cx, key, spec.target_ref.iter().chain(&spec.target_refs));
+        let targets = resolve_targets(
+            cx,
+            key,
+            spec.target_ref.iter().chain(&spec.target_refs),
+            true,
+        );
         if !spec.target_selectors.is_empty() {
             cx.status.push(
                 key,
@@ -193,10 +196,12 @@ pub fn compile(cx: &mut Cx<'_>) -> RateLimits {
     out
 }
 
-fn resolve_targets<'a>(
+/// The targets of a policy that exist; with `report`, the others are conditions on it.
+pub(super) fn resolve_targets<'a>(
     cx: &mut Cx<'_>,
     policy: &ObjectKey,
     refs: impl Iterator<Item = &'a LocalPolicyTargetReferenceWithSectionName>,
+    report: bool,
 ) -> Vec<Target> {
     let snapshot = cx.snapshot;
     let ns = &policy.namespace;
@@ -243,14 +248,17 @@ fn resolve_targets<'a>(
                 let message = format!(
                     "target kind {group}/{kind} is not supported; target a Gateway, HTTPRoute or AIGatewayRoute"
                 );
-                cx.status.push(
-                    policy,
-                    Condition::fail(reason::ACCEPTED, reason::INVALID_KIND, message).scoped(scope),
-                );
+                if report {
+                    cx.status.push(
+                        policy,
+                        Condition::fail(reason::ACCEPTED, reason::INVALID_KIND, message)
+                            .scoped(scope),
+                    );
+                }
                 continue;
             }
         };
-        if found.is_empty() {
+        if found.is_empty() && report {
             let message = format!("{} {ns}/{} does not exist", target.kind, target.name);
             cx.status.push(
                 policy,

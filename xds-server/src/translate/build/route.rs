@@ -179,8 +179,10 @@ fn route_action(ir: &ForwardIr, epps: &BTreeMap<String, String>) -> RouteAction 
         cluster_specifier: Some(cluster_specifier),
         cluster_not_found_response_code: ClusterNotFoundResponseCode::InternalServerError as i32,
         timeout: ir.timeout.map(duration),
-        retry_policy: (ir.failover_retries > 0 || ir.per_try_timeout.is_some())
-            .then(|| retry_policy(ir)),
+        retry_policy: (ir.failover_retries > 0
+            || ir.per_try_timeout.is_some()
+            || ir.retry.is_some())
+        .then(|| retry_policy(ir)),
         host_rewrite_specifier: ir.auto_host_rewrite.then_some(
             HostRewriteSpecifier::AutoHostRewrite(envoy_types::pb::google::protobuf::BoolValue {
                 value: true,
@@ -198,26 +200,42 @@ fn cluster_weight(name: &str, weight: u32) -> ClusterWeight {
     }
 }
 
-/// Retries only what never reached an upstream (connect failure, refused stream, reset before
-/// the request was sent), each on a host and priority not tried yet: priority failover that is
-/// safe for non-idempotent completions.
+/// Without a BackendTrafficPolicy retry, retries only what never reached an upstream (connect
+/// failure, refused stream, reset before the request was sent), each on a host and priority
+/// not tried yet: priority failover that is safe for non-idempotent completions. A policy's
+/// retry replaces the conditions and count (keeping the move to untried hosts and priorities).
 fn retry_policy(ir: &ForwardIr) -> RetryPolicy {
-    let failover = ir.failover_retries > 0;
+    let failover = ir.failover_retries > 0 || ir.retry.is_some();
+    let (retry_on, num_retries) = match &ir.retry {
+        Some(retry) => (retry.retry_on.clone(), retry.num_retries),
+        None if ir.failover_retries > 0 => (
+            "connect-failure,refused-stream,reset-before-request".into(),
+            ir.failover_retries,
+        ),
+        None => (String::new(), 0),
+    };
+    let policy = ir.retry.as_ref();
     RetryPolicy {
-        retry_on: if failover {
-            "connect-failure,refused-stream,reset-before-request".into()
-        } else {
-            String::new()
-        },
-        num_retries: Some(UInt32Value {
-            value: ir.failover_retries,
+        retry_on,
+        num_retries: Some(UInt32Value { value: num_retries }),
+        per_try_timeout: policy
+            .and_then(|r| r.per_try_timeout)
+            .or(ir.per_try_timeout)
+            .map(duration),
+        retriable_status_codes: policy.map(|r| r.status_codes.clone()).unwrap_or_default(),
+        retry_back_off: policy.and_then(|r| r.back_off).map(|(base, max)| {
+            envoy_types::pb::envoy::config::route::v3::retry_policy::RetryBackOff {
+                base_interval: Some(duration(base)),
+                max_interval: max.map(duration),
+            }
         }),
-        per_try_timeout: ir.per_try_timeout.map(duration),
         retry_priority: failover.then(|| RetryPriority {
             name: "envoy.retry_priorities.previous_priorities".into(),
             config_type: Some(retry_priority::ConfigType::TypedConfig(pack(
                 &PreviousPrioritiesConfig {
-                    update_frequency: 1,
+                    update_frequency: policy
+                        .and_then(|r| r.attempts_per_priority)
+                        .map_or(1, |n| i32::try_from(n).unwrap_or(i32::MAX)),
                 },
             ))),
         }),
