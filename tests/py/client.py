@@ -3,7 +3,8 @@
     client.py --base-url http://127.0.0.1:PORT/v1 --model M [--header K:V] SCENARIO[:MODEL] [...]
 
 Scenarios: chat, chat-stream (no stream_options), chat-stream-usage
-(stream_options={"include_usage": True}), completions, embeddings, models; `:MODEL` overrides
+(stream_options={"include_usage": True}), chat-tools and chat-stream-tools (a get_weather tool
+offered; the stream asks for usage), completions, embeddings, models; `:MODEL` overrides
 --model for that scenario.
 
 Prints one JSON object per scenario on stdout, in order: {"scenario", "ok": true, ...results}
@@ -26,20 +27,37 @@ def usage_dict(usage):
     return None if usage is None else usage.model_dump(exclude_none=True)
 
 
-def chat(client, model):
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]},
+    },
+}
+
+
+def chat(client, model, tools=False):
+    extra = {"tools": [WEATHER_TOOL]} if tools else {}
     r = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Say hello"}]
+        model=model, messages=[{"role": "user", "content": "Say hello"}], **extra
     )
+    message = r.choices[0].message
     return {
-        "content": r.choices[0].message.content,
+        "content": message.content,
         "finish_reason": r.choices[0].finish_reason,
         "model": r.model,
         "usage": usage_dict(r.usage),
+        "tool_calls": [{"name": c.function.name, "arguments": c.function.arguments}
+                       for c in message.tool_calls or []],
     }
 
 
-def chat_stream(client, model, include_usage):
+def chat_stream(client, model, include_usage, tools=False):
     extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+    if tools:
+        extra["tools"] = [WEATHER_TOOL]
     stream = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": "Say hello"}],
@@ -47,7 +65,7 @@ def chat_stream(client, model, include_usage):
         **extra,
     )
     partial = {"content": "", "chunks": 0, "usage_chunks": [], "model": None,
-               "finish_reason": None}
+               "finish_reason": None, "tool_calls": []}
     try:
         for chunk in stream:
             partial["chunks"] += 1
@@ -57,6 +75,13 @@ def chat_stream(client, model, include_usage):
             for choice in chunk.choices:
                 partial["content"] += choice.delta.content or ""
                 partial["finish_reason"] = choice.finish_reason or partial["finish_reason"]
+                for call in choice.delta.tool_calls or []:
+                    calls = partial["tool_calls"]
+                    while len(calls) <= call.index:
+                        calls.append({"name": "", "arguments": ""})
+                    if call.function is not None:
+                        calls[call.index]["name"] += call.function.name or ""
+                        calls[call.index]["arguments"] += call.function.arguments or ""
     except Exception as e:  # noqa: BLE001 - reported to the test with what arrived
         e.partial = partial
         raise
@@ -85,6 +110,8 @@ SCENARIOS = {
     "chat": chat,
     "chat-stream": lambda c, m: chat_stream(c, m, False),
     "chat-stream-usage": lambda c, m: chat_stream(c, m, True),
+    "chat-tools": lambda c, m: chat(c, m, tools=True),
+    "chat-stream-tools": lambda c, m: chat_stream(c, m, True, tools=True),
     "completions": completions,
     "embeddings": embeddings,
     "models": models,

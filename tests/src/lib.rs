@@ -25,6 +25,7 @@ pub mod manifests;
 pub mod ports;
 pub mod ratelimit_stack;
 pub mod redis;
+pub mod replay_provider;
 pub mod sdk;
 pub mod upstream;
 pub mod wait;

@@ -80,6 +80,58 @@ stringData: {{apiKey: {key}}}
     )
 }
 
+/// A provider at `addr` with any schema and security policy: AIServiceBackend
+/// `default/<name>` with `schema` (a YAML flow mapping, `{name: AWSBedrock}`), its Backend,
+/// and, when `policy` is given, a BackendSecurityPolicy `default/<name>-policy` with that spec
+/// (YAML lines, indented two spaces; `targetRefs` added) plus Secret `default/<name>-secret`
+/// holding `secret` (key, value).
+pub fn provider_backend(
+    name: &str,
+    schema: &str,
+    addr: SocketAddr,
+    policy: Option<&str>,
+    secret: &[(&str, &str)],
+) -> String {
+    let mut yaml = format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata: {{name: {name}, namespace: default}}
+spec:
+  schema: {schema}
+  backendRef: {{name: {name}, kind: Backend, group: gateway.envoyproxy.io}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: {name}, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: '{ip}', port: {port}}}}}]
+"#,
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+    if let Some(policy) = policy {
+        yaml.push_str(&format!(
+            r#"---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: BackendSecurityPolicy
+metadata: {{name: {name}-policy, namespace: default}}
+spec:
+  targetRefs: [{{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: {name}}}]
+{policy}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: {name}-secret, namespace: default}}
+stringData:
+"#
+        ));
+        for (key, value) in secret {
+            yaml.push_str(&format!("  {key}: {}\n", serde_json::Value::from(*value)));
+        }
+    }
+    yaml
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
