@@ -485,9 +485,14 @@ fn apply_headers(changes: &mut HeaderChanges, mutation: &HeaderMutation) {
     }
 }
 
-/// Removes every client credential, then sets the backend's own.
+/// Removes every client credential, then sets the backend's own. SigV4 headers go whatever
+/// the backend: a client may not pass its own, and a retry that fails over from an AWS backend
+/// to another provider starts from the headers the first attempt signed.
 fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<()> {
-    for name in keys::CLIENT_CREDENTIAL_HEADERS {
+    for name in keys::CLIENT_CREDENTIAL_HEADERS
+        .iter()
+        .chain(keys::AWS_SIGNING_HEADERS)
+    {
         changes.remove(name);
     }
     match (&backend.credential, &backend.schema) {
@@ -510,12 +515,8 @@ fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<(
         (Some(Credential::ApiKey(key)), Schema::AWSBedrock) => {
             changes.set(keys::AUTHORIZATION_HEADER, format!("Bearer {key}"));
         }
-        // Signed once the translated body is known; no client SigV4 header may stay.
-        (Some(Credential::Aws(_)), _) => {
-            for name in keys::AWS_SIGNING_HEADERS {
-                changes.remove(name);
-            }
-        }
+        // Signed once the translated body is known.
+        (Some(Credential::Aws(_)), _) => {}
         // Token credentials: not minted yet.
         (Some(Credential::Gcp(_) | Credential::Azure(_)), _) => {
             return Err(Error::MissingCredential {

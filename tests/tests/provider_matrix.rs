@@ -385,3 +385,101 @@ async fn azure_openai_through_the_openai_sdk() -> Result<()> {
     })
     .await
 }
+
+/// Envoy AI Gateway's provider fallback: Bedrock at priority 0 answers 503, a
+/// BackendTrafficPolicy retries 5xx, and the request fails over to an OpenAI backend at
+/// priority 1, translated afresh for it (an OpenAI body and key there, a signed Converse body
+/// at Bedrock).
+#[tokio::test]
+async fn a_failing_bedrock_fails_over_to_openai_retranslated() -> Result<()> {
+    let unavailable = Reply::error(
+        503,
+        &[(
+            "x-amzn-errortype",
+            "ServiceUnavailableException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+        )],
+        json!({"message": "Bedrock is unavailable"}),
+    );
+    let bedrock = ReplayProvider::start(vec![(Box::new(|_: &Seen| true), unavailable)]).await?;
+    let openai =
+        ReplayProvider::start(vec![(Box::new(|_: &Seen| true), Reply::from_case("chat")?)]).await?;
+    let port = ports::free_port()?;
+    let route = r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata: {name: fallback, namespace: default}
+spec:
+  parentRefs: [{name: ai}]
+  rules:
+    - matches: [{headers: [{type: Exact, name: x-ai-eg-model, value: chat}]}]
+      backendRefs:
+        - {name: bedrock, modelNameOverride: amazon.nova-pro-v1:0}
+        - {name: openai, modelNameOverride: gpt-4o-mini, priority: 1}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: fallback-retry, namespace: default}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: fallback}]
+  retry:
+    numRetries: 2
+    perRetry: {backOff: {baseInterval: 10ms, maxInterval: 100ms}}
+    retryOn: {httpStatusCodes: [500, 503], triggers: [connect-failure]}
+"#;
+    let secret = aws_secret();
+    let secret: Vec<(&str, &str)> = secret.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let yaml = [
+        manifests::gateway(port),
+        route.to_string(),
+        manifests::provider_backend(
+            "bedrock",
+            "{name: AWSBedrock}",
+            bedrock.addr(),
+            Some(&AWS_POLICY.replace("provider-secret", "bedrock-secret")),
+            &secret,
+        ),
+        manifests::keyed_backend("openai", "OpenAI", openai.addr(), "APIKey", "sk-fallback"),
+    ]
+    .join("---\n");
+    let gateway = Gateway::start(&yaml, None).await?;
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let results = sdk::openai(&base, "chat", &[], &["chat"]).await?;
+    let result = &results[0];
+    assert_eq!(
+        result["ok"],
+        true,
+        "{result}\nbedrock got {:?}\nopenai got {:?}\n{}",
+        bedrock.seen(),
+        openai.seen(),
+        gateway.envoy.log()
+    );
+    assert_eq!(
+        sdk_summary(result),
+        golden_summary("chat"),
+        "OpenAI's answer"
+    );
+
+    let tried = bedrock.seen();
+    assert_eq!(tried.len(), 1, "Bedrock tried once: {tried:?}");
+    sigv4(&tried[0]).map_err(anyhow::Error::msg)?;
+    assert_eq!(tried[0].path, "/model/amazon.nova-pro-v1%3A0/converse");
+    let converse = tried[0].json().expect("json");
+    assert!(
+        converse.get("messages").is_some() && converse.get("model").is_none(),
+        "{converse}"
+    );
+
+    let served = openai.seen();
+    assert_eq!(served.len(), 1, "OpenAI served the retry: {served:?}");
+    assert_eq!(
+        served[0].header("authorization"),
+        Some("Bearer sk-fallback")
+    );
+    assert!(
+        served[0].header("x-amz-date").is_none(),
+        "no SigV4 left from the first attempt"
+    );
+    let body = served[0].json().expect("json");
+    assert_eq!(body["model"], "gpt-4o-mini", "{body}");
+    assert_eq!(body["messages"][0]["content"], "Say hello", "{body}");
+    Ok(())
+}
