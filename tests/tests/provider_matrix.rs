@@ -352,12 +352,7 @@ async fn anthropic_messages_through_the_openai_sdk() -> Result<()> {
             "  type: AnthropicAPIKey\n  anthropicAPIKey: {secretRef: {name: provider-secret}}",
         ),
         secret: vec![("apiKey", "sk-ant-matrix".into())],
-        credential: |seen| match (seen.header("x-api-key"), seen.header("anthropic-version")) {
-            (Some("sk-ant-matrix"), Some(_)) if seen.path == "/v1/messages" => Ok(()),
-            other => Err(format!(
-                "want x-api-key, anthropic-version and /v1/messages, got {other:?}"
-            )),
-        },
+        credential: anthropic_key,
     })
     .await
 }
@@ -482,4 +477,167 @@ spec:
     assert_eq!(body["model"], "gpt-4o-mini", "{body}");
     assert_eq!(body["messages"][0]["content"], "Say hello", "{body}");
     Ok(())
+}
+
+/// What an Anthropic client sees of a message: text, stop reason, input and output tokens.
+fn anthropic_summary(text: &str, stop: &Value, input: &Value, output: &Value) -> Value {
+    json!({"text": text, "stop_reason": stop, "usage": [input, output]})
+}
+
+fn golden_anthropic_summary(case: &str) -> Value {
+    let path = workspace::root()
+        .join("extproc/testdata/out")
+        .join(format!("{case}.json"));
+    let text = std::fs::read_to_string(&path).expect("golden output");
+    let record: Value = serde_json::from_str(&text).expect("golden json");
+    let body = &record["client_response"]["body"];
+    if let Some(chunks) = body.as_array() {
+        let sse: String = chunks.iter().filter_map(Value::as_str).collect();
+        let (mut text, mut stop, mut input, mut output) =
+            (String::new(), Value::Null, Value::Null, Value::Null);
+        for line in sse.lines() {
+            let Some(event) = line
+                .strip_prefix("data:")
+                .and_then(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            else {
+                continue;
+            };
+            match event["type"].as_str() {
+                Some("message_start") => {
+                    input = event["message"]["usage"]["input_tokens"].clone();
+                    output = event["message"]["usage"]["output_tokens"].clone();
+                }
+                Some("content_block_delta") => {
+                    text.push_str(event["delta"]["text"].as_str().unwrap_or_default())
+                }
+                Some("message_delta") => {
+                    stop = event["delta"]["stop_reason"].clone();
+                    if !event["usage"]["output_tokens"].is_null() {
+                        output = event["usage"]["output_tokens"].clone();
+                    }
+                    if !event["usage"]["input_tokens"].is_null() {
+                        input = event["usage"]["input_tokens"].clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+        return anthropic_summary(&text, &stop, &input, &output);
+    }
+    let text: String = body["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    anthropic_summary(
+        &text,
+        &body["stop_reason"],
+        &body["usage"]["input_tokens"],
+        &body["usage"]["output_tokens"],
+    )
+}
+
+/// The `anthropic` SDK against `/anthropic/v1/messages` of a backend: `messages` and
+/// `messages-stream` answered by the golden cases `<cases>` and `<cases>_stream`.
+async fn check_messages(provider: Provider, cases: &str) -> Result<()> {
+    let stream_case = format!("{cases}_stream");
+    let stream_reply = Reply::from_case(&stream_case)?;
+    let json_reply = Reply::from_case(cases)?;
+    let rules: Vec<(Matcher, Reply)> = vec![
+        (Box::new(streams), stream_reply),
+        (Box::new(|_: &Seen| true), json_reply),
+    ];
+    let upstream = ReplayProvider::start(rules).await?;
+    let port = ports::free_port()?;
+    let model = format!("{}-model", provider.prefix);
+    let route = format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata: {{name: messages, namespace: default}}
+spec:
+  parentRefs: [{{name: ai}}]
+  rules:
+    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {model}}}]}}]
+      backendRefs: [{{name: provider}}]
+"#
+    );
+    let secret: Vec<(&str, &str)> = provider
+        .secret
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let backend = manifests::provider_backend(
+        "provider",
+        provider.schema,
+        upstream.addr(),
+        provider.policy,
+        &secret,
+    );
+    let yaml = [manifests::gateway(port), route, backend].join("---\n");
+    let gateway = Gateway::start(&yaml, None).await?;
+    let base = format!("http://127.0.0.1:{port}/anthropic");
+    let results = sdk::anthropic(&base, &model, &["messages", "messages-stream"]).await?;
+    for (case, result) in [cases, stream_case.as_str()].iter().zip(&results) {
+        assert_eq!(
+            result["ok"],
+            true,
+            "{case}: {result}\nprovider got: {:?}\n{}",
+            upstream.seen(),
+            gateway.envoy.log()
+        );
+        let seen = anthropic_summary(
+            result["text"].as_str().unwrap_or_default(),
+            &result["stop_reason"],
+            &result["usage"]["input_tokens"],
+            &result["usage"]["output_tokens"],
+        );
+        assert_eq!(
+            seen,
+            golden_anthropic_summary(case),
+            "{case}: the SDK's view differs from the golden client response"
+        );
+    }
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2, "one provider request per scenario");
+    for request in &seen {
+        for (name, value) in &request.headers {
+            assert!(
+                !value.to_str().unwrap_or_default().contains(CLIENT_KEY),
+                "{}: the client's key reached the provider in {name}",
+                provider.prefix
+            );
+        }
+        if let Err(problem) = (provider.credential)(request) {
+            panic!("{}: {problem}: {request:?}", provider.prefix);
+        }
+    }
+    Ok(())
+}
+
+fn anthropic_key(seen: &Seen) -> Result<(), String> {
+    match (seen.header("x-api-key"), seen.header("anthropic-version")) {
+        (Some("sk-ant-matrix"), Some(_)) if seen.path == "/v1/messages" => Ok(()),
+        other => Err(format!(
+            "want x-api-key, anthropic-version and /v1/messages, got {other:?}"
+        )),
+    }
+}
+
+#[tokio::test]
+async fn the_anthropic_sdk_through_anthropic_messages() -> Result<()> {
+    check_messages(
+        Provider {
+            prefix: "anthropic",
+            schema: "{name: Anthropic}",
+            policy: Some(
+                "  type: AnthropicAPIKey\n  anthropicAPIKey: {secretRef: {name: provider-secret}}",
+            ),
+            secret: vec![("apiKey", "sk-ant-matrix".into())],
+            credential: anthropic_key,
+        },
+        "messages",
+    )
+    .await
 }
