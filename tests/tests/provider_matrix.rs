@@ -641,3 +641,99 @@ async fn the_anthropic_sdk_through_anthropic_messages() -> Result<()> {
     )
     .await
 }
+
+/// `/v1/embeddings` through the SDK against a backend answering with the golden case `case`:
+/// the vector and usage the SDK parses are the golden client response's.
+async fn check_embeddings(provider: Provider, case: &str) -> Result<()> {
+    let upstream =
+        ReplayProvider::start(vec![(Box::new(|_: &Seen| true), Reply::from_case(case)?)]).await?;
+    let port = ports::free_port()?;
+    let model = format!("{}-embed", provider.prefix);
+    let route = format!(
+        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata: {{name: embeddings, namespace: default}}
+spec:
+  parentRefs: [{{name: ai}}]
+  rules:
+    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {model}}}]}}]
+      backendRefs: [{{name: provider}}]
+"#
+    );
+    let secret: Vec<(&str, &str)> = provider
+        .secret
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let backend = manifests::provider_backend(
+        "provider",
+        provider.schema,
+        upstream.addr(),
+        provider.policy,
+        &secret,
+    );
+    let yaml = [manifests::gateway(port), route, backend].join("---\n");
+    let gateway = Gateway::start(&yaml, None).await?;
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let results = sdk::openai(&base, &model, &[], &["embeddings"]).await?;
+    let result = &results[0];
+    assert_eq!(
+        result["ok"],
+        true,
+        "{case}: {result}\nprovider got: {:?}\n{}",
+        upstream.seen(),
+        gateway.envoy.log()
+    );
+    let text = std::fs::read_to_string(
+        workspace::root()
+            .join("extproc/testdata/out")
+            .join(format!("{case}.json")),
+    )?;
+    let golden: Value = serde_json::from_str(&text)?;
+    let body = &golden["client_response"]["body"];
+    assert_eq!(result["embedding"], body["data"][0]["embedding"], "{case}");
+    assert_eq!(
+        json!([
+            result["usage"]["prompt_tokens"],
+            result["usage"]["total_tokens"]
+        ]),
+        json!([
+            body["usage"]["prompt_tokens"],
+            body["usage"]["total_tokens"]
+        ]),
+        "{case}: usage"
+    );
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1);
+    (provider.credential)(&seen[0]).map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn azure_openai_embeddings_through_the_openai_sdk() -> Result<()> {
+    check_embeddings(
+        Provider {
+            prefix: "azure",
+            schema: "{name: AzureOpenAI, version: 2024-10-21}",
+            policy: Some(
+                "  type: AzureAPIKey\n  azureAPIKey: {secretRef: {name: provider-secret}}",
+            ),
+            secret: vec![("apiKey", "azure-matrix-key".into())],
+            credential: |seen| match seen.header("api-key") {
+                Some("azure-matrix-key")
+                    if seen.path.starts_with(
+                        "/openai/deployments/azure-embed/embeddings?api-version=2024-10-21",
+                    ) =>
+                {
+                    Ok(())
+                }
+                other => Err(format!(
+                    "want api-key and the deployment path, got {other:?} {}",
+                    seen.path
+                )),
+            },
+        },
+        "azure_embeddings",
+    )
+    .await
+}
