@@ -28,6 +28,16 @@ pub struct Labels {
     pub gen_ai_response_model: String,
 }
 
+/// The duration's labels: [`Labels`] plus OTel's `error.type` (empty for a success).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    gen_ai_operation_name: String,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+    gen_ai_response_model: String,
+    error_type: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     gen_ai_operation_name: String,
@@ -51,7 +61,7 @@ pub struct Metrics {
     /// once per attempt (a failover retry is a second one).
     streams: Family<LegLabels, Counter>,
     token_usage: HistogramFamily<TokenLabels>,
-    request_duration: HistogramFamily<Labels>,
+    request_duration: HistogramFamily<DurationLabels>,
     time_to_first_token: HistogramFamily<Labels>,
     time_per_output_token: HistogramFamily<Labels>,
     /// The same instruments over OTLP, when it is on.
@@ -144,20 +154,28 @@ impl Metrics {
         self
     }
 
-    /// One finished response: duration always, token counts that were reported, and for
-    /// streams the time to first token and per output token.
+    /// One finished response: duration always (with `error_type` when it failed: the HTTP
+    /// status, or `incomplete` for a stream cut before its end), token counts that were
+    /// reported, and for streams the time to first token and per output token.
     pub fn record(
         &self,
         labels: &Labels,
+        error_type: Option<&str>,
         duration: Duration,
         usage: &TokenUsage,
         first_token: Option<Duration>,
     ) {
         self.request_duration
-            .get_or_create(labels)
+            .get_or_create(&DurationLabels {
+                gen_ai_operation_name: labels.gen_ai_operation_name.clone(),
+                gen_ai_provider_name: labels.gen_ai_provider_name.clone(),
+                gen_ai_request_model: labels.gen_ai_request_model.clone(),
+                gen_ai_response_model: labels.gen_ai_response_model.clone(),
+                error_type: error_type.unwrap_or_default().to_string(),
+            })
             .observe(duration.as_secs_f64());
         if let Some(otlp) = &self.otlp {
-            otlp.request_duration(labels, duration.as_secs_f64());
+            otlp.request_duration(labels, error_type, duration.as_secs_f64());
         }
         for (kind, count) in [
             ("input", usage.input),
@@ -199,5 +217,38 @@ impl Metrics {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_requests_duration_carries_its_error_type() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let labels = Labels {
+            gen_ai_operation_name: "chat".into(),
+            gen_ai_provider_name: "openai".into(),
+            gen_ai_request_model: "m".into(),
+            gen_ai_response_model: "m".into(),
+        };
+        let none = TokenUsage::default();
+        metrics.record(&labels, None, Duration::from_millis(10), &none, None);
+        metrics.record(&labels, Some("429"), Duration::from_millis(10), &none, None);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let count = |error: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("gen_ai_server_request_duration_seconds_count")
+                        && l.contains(&format!("error_type=\"{error}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        assert_eq!(count("429").as_deref(), Some("1"), "{text}");
+        assert_eq!(count("").as_deref(), Some("1"), "{text}");
     }
 }

@@ -87,8 +87,12 @@ fn attributes(labels: &Labels) -> Vec<KeyValue> {
 }
 
 impl Instruments {
-    pub(crate) fn request_duration(&self, labels: &Labels, seconds: f64) {
-        self.request_duration.record(seconds, &attributes(labels));
+    pub(crate) fn request_duration(&self, labels: &Labels, error_type: Option<&str>, seconds: f64) {
+        let mut attrs = attributes(labels);
+        if let Some(error_type) = error_type {
+            attrs.push(KeyValue::new("error.type", error_type.to_string()));
+        }
+        self.request_duration.record(seconds, &attrs);
     }
 
     pub(crate) fn token_usage(&self, labels: &Labels, token_type: &'static str, count: u64) {

@@ -59,6 +59,8 @@ enum Reading {
 
 struct ResponseState {
     success: bool,
+    /// The response's `:status`.
+    status: u16,
     backend: Option<Arc<Backend>>,
     route: Option<Arc<Route>>,
     model_override: Option<String>,
@@ -274,6 +276,7 @@ impl RouterLeg {
         }
         let state = ResponseState {
             success,
+            status,
             model_override: headers.get(keys::MODEL_OVERRIDE_HEADER).map(str::to_string),
             strip_usage_chunk: headers.get(keys::USAGE_INJECTED_HEADER) == Some("true")
                 && request.stream
@@ -386,6 +389,13 @@ impl RouterLeg {
             .clone()
             .unwrap_or_else(|| request_model.clone());
         let succeeded = state.success && state.complete;
+        let error_type = if !state.success {
+            Some(state.status.to_string())
+        } else if !state.complete {
+            Some("incomplete".to_string())
+        } else {
+            None
+        };
         let usage = if succeeded {
             state.usage
         } else {
@@ -398,6 +408,7 @@ impl RouterLeg {
                 gen_ai_request_model: request_model.clone(),
                 gen_ai_response_model: response_model.clone(),
             },
+            error_type.as_deref(),
             self.started.elapsed(),
             &usage,
             state.first_token.filter(|_| succeeded && request.stream),

@@ -194,9 +194,23 @@ async fn the_collector_receives_token_usage_with_its_attributes_and_sum_every_in
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry).with_otlp(&otlp);
 
-    metrics.record(&labels(), Duration::from_millis(300), &usage(10, 5), None);
     metrics.record(
         &labels(),
+        None,
+        Duration::from_millis(300),
+        &usage(10, 5),
+        None,
+    );
+    metrics.record(
+        &labels(),
+        Some("503"),
+        Duration::from_millis(50),
+        &TokenUsage::default(),
+        None,
+    );
+    metrics.record(
+        &labels(),
+        None,
         Duration::from_millis(500),
         &usage(32, 7),
         Some(Duration::from_millis(100)),
@@ -222,6 +236,21 @@ async fn the_collector_receives_token_usage_with_its_attributes_and_sum_every_in
         })
         .await;
     assert_eq!(output.sum, Some(12.0));
+
+    // A failed request's duration carries `error.type`; the successes' do not.
+    let failed = points
+        .wait_for("the failed request's duration", |p| {
+            p.metric == "gen_ai.server.request.duration"
+                && p.attributes.get("error.type").map(String::as_str) == Some("503")
+        })
+        .await;
+    assert_eq!(failed.count, 1);
+    let ok = points
+        .wait_for("the successful requests' duration", |p| {
+            p.metric == "gen_ai.server.request.duration" && !p.attributes.contains_key("error.type")
+        })
+        .await;
+    assert_eq!(ok.count, 2);
 
     let first_token = points
         .wait_for("time to first token", |p| {
@@ -253,7 +282,13 @@ async fn dropping_the_exporter_flushes_what_was_recorded_before_the_interval() {
     .expect("otlp");
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry).with_otlp(&otlp);
-    metrics.record(&labels(), Duration::from_millis(200), &usage(7, 3), None);
+    metrics.record(
+        &labels(),
+        None,
+        Duration::from_millis(200),
+        &usage(7, 3),
+        None,
+    );
 
     drop(otlp);
 

@@ -210,8 +210,12 @@ async fn metrics_count_tokens_and_durations_after_requests() {
         ),
         4.0
     );
+    // Four successes: no error type.
     assert_eq!(
-        sample("gen_ai_server_request_duration_seconds_count", ""),
+        sample(
+            "gen_ai_server_request_duration_seconds_count",
+            r#"error_type="""#
+        ),
         4.0
     );
     assert_eq!(
