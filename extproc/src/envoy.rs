@@ -219,6 +219,16 @@ pub fn headers_only_mode() -> ProcessingMode {
     }
 }
 
+/// The upstream leg's mode for a request it is done with at its headers: nothing more, not
+/// even the response headers (the router leg learns the backend from Envoy's attributes and
+/// derives what else it needs from the config).
+pub fn upstream_done_mode() -> ProcessingMode {
+    ProcessingMode {
+        response_header_mode: HeaderSendMode::Skip as i32,
+        ..headers_only_mode()
+    }
+}
+
 /// Mode override of a translated request on the upstream leg: the buffered request body, and
 /// the response body as it streams (translated chunk by chunk).
 pub fn translating_mode() -> ProcessingMode {

@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 use envoy_types::pb::google::protobuf::Struct;
 
 use crate::api::{self, ClientApi, Endpoint, ParsedRequest};
-use crate::config::{Backend, ConfigStore, Route};
+use crate::config::{Backend, ConfigStore, Route, Schema};
 use crate::costs::{self, CostInputs};
 use crate::envoy::{self, HeaderChanges, Headers};
 use crate::metrics::{Labels, Metrics};
@@ -256,10 +256,26 @@ impl RouterLeg {
         let backend = target
             .as_ref()
             .and_then(|t| config.backends.get(&t.backend).cloned());
+        // What the upstream leg did, as the config says it would: it answers the response
+        // headers only for translated responses, so the override and the usage injection are
+        // derived here, the same way, when it did not name them.
+        let found = target.as_ref().and_then(|t| {
+            config.find_backend_ref(&t.backend, t.route.as_deref(), t.rule, Some(&request.model))
+        });
         let route = target
             .as_ref()
             .and_then(|t| t.route.as_ref())
-            .and_then(|r| config.routes.get(r).cloned());
+            .and_then(|r| config.routes.get(r).cloned())
+            .or_else(|| found.map(|(route, _, _)| route.clone()));
+        let model_override = headers
+            .get(keys::MODEL_OVERRIDE_HEADER)
+            .map(str::to_string)
+            .or_else(|| found.and_then(|(_, _, r)| r.model_name_override.clone()));
+        let usage_injected = headers.get(keys::USAGE_INJECTED_HEADER) == Some("true")
+            || (found.is_some_and(|(route, _, _)| !route.costs.is_empty())
+                && backend.as_ref().is_some_and(|b| {
+                    matches!(b.schema, Schema::OpenAI { .. } | Schema::AzureOpenAI { .. })
+                }));
         let encoded = headers
             .get(keys::CONTENT_ENCODING_HEADER)
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
@@ -277,10 +293,8 @@ impl RouterLeg {
         let state = ResponseState {
             success,
             status,
-            model_override: headers.get(keys::MODEL_OVERRIDE_HEADER).map(str::to_string),
-            strip_usage_chunk: headers.get(keys::USAGE_INJECTED_HEADER) == Some("true")
-                && request.stream
-                && !request.include_usage,
+            model_override,
+            strip_usage_chunk: usage_injected && request.stream && !request.include_usage,
             backend,
             route,
             reading,

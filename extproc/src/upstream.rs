@@ -223,7 +223,7 @@ impl UpstreamLeg {
         if translates_response {
             response.mode_override = Some(envoy::translating_mode());
         } else if !wants_body {
-            response.mode_override = Some(envoy::headers_only_mode());
+            response.mode_override = Some(envoy::upstream_done_mode());
         }
         Ok(response)
     }

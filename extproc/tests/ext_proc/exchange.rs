@@ -121,6 +121,17 @@ fn reads_response_body(
     })
 }
 
+/// Whether the upstream leg gets the response headers after `answer`.
+fn reads_response_headers(
+    answer: &envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse,
+    before: bool,
+) -> bool {
+    use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::HeaderSendMode;
+    answer.mode_override.as_ref().map_or(before, |m| {
+        m.response_header_mode != HeaderSendMode::Skip as i32
+    })
+}
+
 /// Runs a case and returns its record.
 pub async fn run(harness: &Harness, case: &Case) -> Value {
     let mut record = serde_json::Map::new();
@@ -188,8 +199,10 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
         record.insert("client_response".into(), immediate_json(i));
         return Value::Object(record);
     }
-    // The upstream leg's filter config sends no response body; a mode override may ask for it.
+    // The upstream leg's filter config sends neither response headers nor body; a mode
+    // override may ask for them.
     let mut upstream_response_body = reads_response_body(&answer, false);
+    let upstream_response_headers = reads_response_headers(&answer, false);
     apply_headers(&mut headers, &answer);
     let body_sent = !body.is_empty() && !skips_body(&answer, true);
     if body_sent {
@@ -231,9 +244,13 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
     response.extend(reply.headers.iter().cloned());
     let mut chunks = reply.body_chunks();
     let no_body = chunks.is_empty();
-    let answer = upstream.send(response_headers(&response, no_body)).await;
-    apply_headers(&mut response, &answer);
-    upstream_response_body = reads_response_body(&answer, upstream_response_body);
+    if upstream_response_headers {
+        let answer = upstream.send(response_headers(&response, no_body)).await;
+        apply_headers(&mut response, &answer);
+        upstream_response_body = reads_response_body(&answer, upstream_response_body);
+    } else {
+        upstream_response_body = false;
+    }
     let upstream_reads_response = upstream_response_body && !no_body;
     record.insert(
         "upstream_leg_read_response".into(),
@@ -248,7 +265,10 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
     }
     upstream.close().await;
 
-    let answer = router.send(response_headers(&response, no_body)).await;
+    // Envoy gives the router leg the chosen host's metadata with the response headers.
+    let mut message = response_headers(&response, no_body);
+    message.attributes = host_attributes(&backend, &route, rule);
+    let answer = router.send(message).await;
     apply_headers(&mut response, &answer);
     let mut metadata = metadata_json(&answer);
     let mut client_chunks = Vec::new();

@@ -69,13 +69,22 @@ fn router_mode() -> ProcessingMode {
     }
 }
 
-/// Upstream leg: headers and the buffered request body (translation, credentials) and the
-/// response headers (it names the backend for the router leg); never the response body.
+/// Upstream leg: headers and the buffered request body (translation, credentials); the
+/// response only when it translates one (a per-request mode override), since the router leg
+/// reads the backend from Envoy's attributes itself.
 fn upstream_mode() -> ProcessingMode {
     ProcessingMode {
+        response_header_mode: HeaderSendMode::Skip as i32,
         response_body_mode: BodySendMode::None as i32,
         ..router_mode()
     }
+}
+
+/// The chosen host's backend, route and rule (its `infergate.backend` metadata).
+fn host_attributes() -> Vec<String> {
+    [ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE]
+        .map(String::from)
+        .to_vec()
 }
 
 fn processor(ir: &ExtprocIr, leg: &str, mode: ProcessingMode) -> ExternalProcessor {
@@ -99,6 +108,8 @@ pub fn router_filter(ir: &ExtprocIr) -> HttpFilter {
             }),
             ..Default::default()
         }),
+        // Which backend answered, for usage, costs and metrics.
+        response_attributes: host_attributes(),
         ..processor(ir, LEG_ROUTER, router_mode())
     };
     HttpFilter {
@@ -119,9 +130,7 @@ pub fn disabled_on_route() -> Any {
 /// (which learns its backend from the host's metadata) before the codec.
 pub fn upstream_protocol_options(ir: &ExtprocIr) -> Any {
     let upstream_leg = ExternalProcessor {
-        request_attributes: [ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE]
-            .map(String::from)
-            .to_vec(),
+        request_attributes: host_attributes(),
         ..processor(ir, LEG_UPSTREAM, upstream_mode())
     };
     let options = HttpProtocolOptions {
