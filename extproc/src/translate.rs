@@ -13,6 +13,7 @@
 //! metrics read it as they read an OpenAI backend's.
 
 pub mod anthropic;
+pub mod aws_anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod openai;
@@ -31,6 +32,9 @@ pub enum Pair {
     Azure,
     /// OpenAI chat completions translated to a provider's chat API and back.
     Chat(ChatProvider),
+    /// Anthropic Messages, rewrapped for a cloud that serves Claude in its own envelope
+    /// (the body rewritten, a stream re-framed as Anthropic SSE).
+    Messages(ChatProvider),
 }
 
 /// A provider whose chat API the gateway translates to and from OpenAI's.
@@ -39,12 +43,14 @@ pub enum ChatProvider {
     Anthropic,
     /// AWS Bedrock Converse / ConverseStream.
     Bedrock,
+    /// Claude on AWS Bedrock through InvokeModel (Anthropic bodies).
+    AwsAnthropic,
 }
 
 impl Pair {
     /// Whether the upstream leg must read and rewrite the response body.
     pub fn translates_response(self) -> bool {
-        matches!(self, Pair::Chat(_))
+        matches!(self, Pair::Chat(_) | Pair::Messages(_))
     }
 }
 
@@ -67,6 +73,12 @@ pub fn pair(schema: &Schema, endpoint: Option<Endpoint>, api: ClientApi) -> Opti
             Some(Pair::Azure)
         }
         (Schema::AWSBedrock, Some(ChatCompletions)) => Some(Pair::Chat(ChatProvider::Bedrock)),
+        (Schema::AWSAnthropic { .. }, Some(ChatCompletions)) => {
+            Some(Pair::Chat(ChatProvider::AwsAnthropic))
+        }
+        (Schema::AWSAnthropic { .. }, Some(Messages)) => {
+            Some(Pair::Messages(ChatProvider::AwsAnthropic))
+        }
         // Paths the router leg does not know pass under the prefix, in their own API.
         (Schema::OpenAI { .. }, None) if api == ClientApi::OpenAI => Some(Pair::Same),
         (Schema::Anthropic { .. }, None) if api == ClientApi::Anthropic => Some(Pair::Same),
@@ -108,6 +120,9 @@ pub struct ResponseContext {
     pub stream: bool,
     /// End the stream with a usage-only chunk (the client asked, or the router leg needs it).
     pub usage_chunk: bool,
+    /// The client speaks the provider's own API (Anthropic Messages): the answer keeps its
+    /// shape, only its envelope changes.
+    pub passthrough: bool,
 }
 
 /// Translates a provider's stream into OpenAI SSE, a chunk at a time.
@@ -202,6 +217,9 @@ impl ResponseTranslator {
                 }
                 let whole = std::mem::take(buf);
                 match &self.mode {
+                    Mode::Error { status, kind, .. } if self.cx.passthrough => {
+                        messages_error(self.provider, *status, kind.as_deref(), &whole)
+                    }
                     Mode::Error { status, kind, .. } => {
                         error(self.provider, *status, kind.as_deref(), &whole)
                     }
@@ -212,8 +230,11 @@ impl ResponseTranslator {
     }
 
     fn json(&self, body: &[u8]) -> Vec<u8> {
+        if self.cx.passthrough {
+            return body.to_vec();
+        }
         let translated = match self.provider {
-            ChatProvider::Anthropic => {
+            ChatProvider::Anthropic | ChatProvider::AwsAnthropic => {
                 anthropic::from_openai::response(body, &self.cx.model, self.created)
             }
             ChatProvider::Bedrock => {
@@ -240,9 +261,28 @@ fn stream(
     id: String,
     created: i64,
 ) -> Box<dyn StreamTranslator> {
+    match (provider, cx.passthrough) {
+        (ChatProvider::AwsAnthropic, true) => Box::new(aws_anthropic::EventsToSse::new()),
+        (ChatProvider::AwsAnthropic, false) => {
+            Box::new(aws_anthropic::ChatStream::new(cx, created))
+        }
+        (ChatProvider::Anthropic, _) => Box::new(anthropic::from_openai::Stream::new(cx, created)),
+        (ChatProvider::Bedrock, _) => Box::new(bedrock::from_openai::Stream::new(cx, id, created)),
+    }
+}
+
+/// A provider's error body in Anthropic's shape, for a client of `/anthropic/v1/messages`.
+pub fn messages_error(
+    provider: ChatProvider,
+    status: u16,
+    kind: Option<&str>,
+    body: &[u8],
+) -> Vec<u8> {
     match provider {
-        ChatProvider::Anthropic => Box::new(anthropic::from_openai::Stream::new(cx, created)),
-        ChatProvider::Bedrock => Box::new(bedrock::from_openai::Stream::new(cx, id, created)),
+        ChatProvider::AwsAnthropic | ChatProvider::Bedrock => {
+            aws_anthropic::anthropic_error(status, kind, body)
+        }
+        ChatProvider::Anthropic => body.to_vec(),
     }
 }
 
@@ -251,7 +291,9 @@ fn stream(
 pub fn error(provider: ChatProvider, status: u16, kind: Option<&str>, body: &[u8]) -> Vec<u8> {
     match provider {
         ChatProvider::Anthropic => anthropic::from_openai::error(status, body),
-        ChatProvider::Bedrock => bedrock::from_openai::error(status, kind, body),
+        ChatProvider::Bedrock | ChatProvider::AwsAnthropic => {
+            bedrock::from_openai::error(status, kind, body)
+        }
     }
 }
 

@@ -49,6 +49,8 @@ struct Plan {
 /// A chat request translated for a provider, and then its response.
 struct ChatPlan {
     provider: ChatProvider,
+    /// The client speaks Anthropic Messages ([`Pair::Messages`]), not chat completions.
+    messages: bool,
     /// Known once the request body is read.
     cx: Option<ResponseContext>,
     response: Option<ResponseTranslator>,
@@ -195,8 +197,9 @@ impl UpstreamLeg {
             changes.set(keys::PATH_PSEUDO_HEADER, path);
         }
         let chat = match pair {
-            Pair::Chat(provider) => Some(ChatPlan {
+            Pair::Chat(provider) | Pair::Messages(provider) => Some(ChatPlan {
                 provider,
+                messages: matches!(pair, Pair::Messages(_)),
                 cx: None,
                 response: None,
             }),
@@ -349,6 +352,13 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         backend: backend.name.clone(),
         message,
     };
+    if chat.messages {
+        let upstream = messages_request(plan.model_name_override.as_deref(), &backend, bytes)
+            .map_err(|e| invalid(e.message))?;
+        let (upstream, cx) = upstream;
+        chat.cx = Some(cx);
+        return finish_request(plan, upstream);
+    }
     let request: translate::openai::ChatRequest =
         serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
     let model = plan
@@ -361,6 +371,22 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         }
         (ChatProvider::Bedrock, Schema::AWSBedrock) => {
             translate::bedrock::from_openai::request(&request, &model)
+        }
+        (ChatProvider::AwsAnthropic, Schema::AWSAnthropic { version }) => {
+            translate::anthropic::from_openai::request(&request, &model, "", None).and_then(
+                |messages| {
+                    let (body, _) =
+                        translate::aws_anthropic::wrap(&messages.body, version.as_deref())?;
+                    Ok(translate::UpstreamRequest {
+                        path: translate::aws_anthropic::path(&model, request.stream),
+                        headers: vec![(
+                            keys::CONTENT_TYPE_HEADER.to_string(),
+                            "application/json".to_string(),
+                        )],
+                        body,
+                    })
+                },
+            )
         }
         (provider, schema) => {
             return Err(invalid(format!(
@@ -377,7 +403,56 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         model: model.clone(),
         stream: request.stream,
         usage_chunk: request.stream,
+        passthrough: false,
     });
+    finish_request(plan, upstream)
+}
+
+/// An Anthropic Messages request rewrapped for the backend's cloud, and what its response
+/// translator needs.
+fn messages_request(
+    model_name_override: Option<&str>,
+    backend: &Backend,
+    bytes: &[u8],
+) -> std::result::Result<(translate::UpstreamRequest, ResponseContext), translate::RequestError> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(default)]
+        model: String,
+    }
+    let named: Named =
+        serde_json::from_slice(bytes).map_err(|e| translate::RequestError::new(e.to_string()))?;
+    let model = model_name_override.map_or(named.model, str::to_string);
+    match &backend.schema {
+        Schema::AWSAnthropic { version } => {
+            let (body, stream) = translate::aws_anthropic::wrap(bytes, version.as_deref())?;
+            let upstream = translate::UpstreamRequest {
+                path: translate::aws_anthropic::path(&model, stream),
+                headers: vec![(
+                    keys::CONTENT_TYPE_HEADER.to_string(),
+                    "application/json".to_string(),
+                )],
+                body,
+            };
+            let cx = ResponseContext {
+                model,
+                stream,
+                usage_chunk: false,
+                passthrough: true,
+            };
+            Ok((upstream, cx))
+        }
+        other => Err(translate::RequestError::new(format!(
+            "Messages cannot be rewrapped for schema {}",
+            other.name()
+        ))),
+    }
+}
+
+/// Applies the body mutations to a translated request, signs it when the backend signs, and
+/// sends it on with its path and headers.
+fn finish_request(plan: &Plan, upstream: translate::UpstreamRequest) -> Result<ProcessingResponse> {
+    let backend = plan.backend.clone();
     let mut body = upstream.body;
     if !plan.body_mutations.is_empty() {
         let mut object =
@@ -512,7 +587,7 @@ fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<(
             changes.set(keys::AZURE_API_KEY_HEADER, key.clone());
         }
         // Bedrock API keys.
-        (Some(Credential::ApiKey(key)), Schema::AWSBedrock) => {
+        (Some(Credential::ApiKey(key)), Schema::AWSBedrock | Schema::AWSAnthropic { .. }) => {
             changes.set(keys::AUTHORIZATION_HEADER, format!("Bearer {key}"));
         }
         // Signed once the translated body is known.

@@ -737,3 +737,30 @@ async fn azure_openai_embeddings_through_the_openai_sdk() -> Result<()> {
     )
     .await
 }
+
+#[tokio::test]
+async fn claude_on_bedrock_invoke_model_through_the_openai_sdk() -> Result<()> {
+    check(Provider {
+        prefix: "aws_anthropic",
+        schema: "{name: AWSAnthropic}",
+        policy: Some(AWS_POLICY),
+        secret: aws_secret(),
+        credential: sigv4,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_anthropic_sdk_through_claude_on_bedrock_invoke_model() -> Result<()> {
+    check_messages(
+        Provider {
+            prefix: "aws_anthropic",
+            schema: "{name: AWSAnthropic}",
+            policy: Some(AWS_POLICY),
+            secret: aws_secret(),
+            credential: sigv4,
+        },
+        "aws_anthropic_messages",
+    )
+    .await
+}

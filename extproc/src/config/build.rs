@@ -13,7 +13,13 @@ use crate::costs::Cost;
 use crate::keys;
 
 /// `schema.name`s the extproc can send requests to (every one serves `/v1/chat/completions`).
-pub const SUPPORTED_SCHEMAS: &[&str] = &["OpenAI", "Anthropic", "AzureOpenAI", "AWSBedrock"];
+pub const SUPPORTED_SCHEMAS: &[&str] = &[
+    "OpenAI",
+    "Anthropic",
+    "AzureOpenAI",
+    "AWSBedrock",
+    "AWSAnthropic",
+];
 
 /// The compiled config every request reads.
 #[derive(Debug, Default)]
@@ -126,6 +132,12 @@ pub enum Schema {
     },
     /// AWS Bedrock Converse (chat completions only), SigV4-signed with `AWSCredentials`.
     AWSBedrock,
+    /// Claude on AWS Bedrock through InvokeModel: Anthropic bodies (from chat completions or
+    /// `/anthropic/v1/messages`), SigV4-signed with `AWSCredentials`.
+    AWSAnthropic {
+        /// `anthropic_version` of the bodies (Bedrock's when absent).
+        version: Option<String>,
+    },
 }
 
 impl Schema {
@@ -135,6 +147,7 @@ impl Schema {
             Schema::Anthropic { .. } => "Anthropic",
             Schema::AzureOpenAI { .. } => "AzureOpenAI",
             Schema::AWSBedrock => "AWSBedrock",
+            Schema::AWSAnthropic { .. } => "AWSAnthropic",
         }
     }
 
@@ -144,7 +157,7 @@ impl Schema {
             Schema::OpenAI { .. } => "openai",
             Schema::Anthropic { .. } => "anthropic",
             Schema::AzureOpenAI { .. } => "azure.ai.openai",
-            Schema::AWSBedrock => "aws.bedrock",
+            Schema::AWSBedrock | Schema::AWSAnthropic { .. } => "aws.bedrock",
         }
     }
 }
@@ -434,6 +447,13 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
             version: backend.schema.version.clone().filter(|v| !v.is_empty()),
         },
         "AWSBedrock" => Schema::AWSBedrock,
+        "AWSAnthropic" => Schema::AWSAnthropic {
+            version: backend
+                .schema
+                .version
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+        },
         "AzureOpenAI" => match backend.schema.version.as_deref().map(str::trim) {
             Some(version) if !version.is_empty() => Schema::AzureOpenAI {
                 version: version.to_string(),
@@ -471,9 +491,9 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
             secret_access_key,
             session_token,
         }) => {
-            if !matches!(schema, Schema::AWSBedrock) {
+            if !matches!(schema, Schema::AWSBedrock | Schema::AWSAnthropic { .. }) {
                 return Err(format!(
-                    "credential AWSCredentials signs AWSBedrock backends, not {}",
+                    "credential AWSCredentials signs AWSBedrock and AWSAnthropic backends, not {}",
                     schema.name()
                 ));
             }

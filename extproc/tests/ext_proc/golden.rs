@@ -314,3 +314,33 @@ async fn the_fake_bedrock_refuses_a_signature_that_does_not_cover_what_it_receiv
         );
     }
 }
+
+#[tokio::test]
+async fn aws_anthropic_chat_is_a_signed_invoke_model_request_with_an_anthropic_body() {
+    check("aws_anthropic_chat").await;
+}
+
+#[tokio::test]
+async fn aws_anthropic_chat_streams_decode_base64_chunks_into_openai_chunks() {
+    check("aws_anthropic_chat_stream").await;
+}
+
+#[tokio::test]
+async fn aws_anthropic_chat_errors_keep_the_status_in_openais_shape() {
+    check("aws_anthropic_chat_error").await;
+}
+
+#[tokio::test]
+async fn aws_anthropic_messages_are_rewrapped_and_answered_as_anthropic_would() {
+    check("aws_anthropic_messages").await;
+}
+
+#[tokio::test]
+async fn aws_anthropic_message_streams_become_anthropic_sse() {
+    check("aws_anthropic_messages_stream").await;
+}
+
+#[tokio::test]
+async fn aws_anthropic_message_errors_take_anthropics_shape() {
+    check("aws_anthropic_messages_error").await;
+}

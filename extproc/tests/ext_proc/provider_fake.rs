@@ -107,6 +107,58 @@ pub fn verify(config: &Config, record: &Value) -> Result<(), String> {
                 )?;
             }
         }
+        "AWSAnthropic" => {
+            let rest = path
+                .strip_prefix("/model/")
+                .ok_or_else(|| format!("InvokeModel path {path} is not under /model/"))?;
+            let (model, action) = rest
+                .split_once('/')
+                .ok_or_else(|| format!("InvokeModel path {path} names no action"))?;
+            if model.is_empty() || model.contains('/') || model.contains(':') {
+                return Err(format!(
+                    "InvokeModel model id in {path} is not one encoded segment"
+                ));
+            }
+            if action != "invoke" && action != "invoke-with-response-stream" {
+                return Err(format!(
+                    "InvokeModel action {action} is not invoke(-with-response-stream)"
+                ));
+            }
+            let body = &request["body"];
+            if body.get("model").is_some() || body.get("stream").is_some() {
+                return Err("InvokeModel bodies carry neither model nor stream".into());
+            }
+            if body["anthropic_version"] != "bedrock-2023-05-31" {
+                return Err(format!(
+                    "InvokeModel needs anthropic_version bedrock-2023-05-31, got {}",
+                    body["anthropic_version"]
+                ));
+            }
+            if !body["max_tokens"].is_u64() || !body["messages"].is_array() {
+                return Err("an Anthropic body needs max_tokens and messages".into());
+            }
+            if let Some(CredentialConfig::AwsCredentials {
+                region,
+                access_key_id,
+                secret_access_key,
+                session_token,
+            }) = &backend.credential
+            {
+                let raw = &record["_raw"];
+                sigv4::verify(
+                    &sigv4::Keys {
+                        region,
+                        access_key_id,
+                        secret_access_key,
+                        session_token: session_token.as_deref(),
+                    },
+                    raw["authority"].as_str().unwrap_or_default(),
+                    path,
+                    headers,
+                    raw["body"].as_str().unwrap_or_default().as_bytes(),
+                )?;
+            }
+        }
         other => return Err(format!("no fake for schema {other}")),
     }
     Ok(())
