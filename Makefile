@@ -56,6 +56,7 @@ bench: deps
 	$(CARGO) run --release -p ratelimit --example bench
 	$(CARGO) run --release -p infergate-e2e --example ratelimit_bench
 	$(CARGO) run --release -p epp --example routing_bench
+	$(CARGO) run --release -p extproc --example translate_bench
 	bash bench/peers.sh
 
 # Container images of every binary (skipped with a message when no Docker engine is reachable).
