@@ -30,7 +30,11 @@ enum Provider {
 }
 
 impl Provider {
-    const ALL: [Provider; 3] = [Provider::Anthropic, Provider::Bedrock, Provider::AwsAnthropic];
+    const ALL: [Provider; 3] = [
+        Provider::Anthropic,
+        Provider::Bedrock,
+        Provider::AwsAnthropic,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -54,17 +58,18 @@ impl Provider {
                 translate::anthropic::from_openai::request(request, "claude", "/v1", None)
             }
             Provider::Bedrock => translate::bedrock::from_openai::request(request, "nova"),
-            Provider::AwsAnthropic => {
-                translate::anthropic::from_openai::request(request, "claude", "", None).and_then(
-                    |m| translate::aws_anthropic::wrap(&m.body, None).map(|(body, _)| body).map(
-                        |body| translate::UpstreamRequest {
-                            path: translate::aws_anthropic::path("claude", false),
-                            headers: Vec::new(),
-                            body,
-                        },
-                    ),
-                )
-            }
+            Provider::AwsAnthropic => translate::anthropic::from_openai::request(
+                request, "claude", "", None,
+            )
+            .and_then(|m| {
+                translate::aws_anthropic::wrap(&m.body, None)
+                    .map(|(body, _)| body)
+                    .map(|body| translate::UpstreamRequest {
+                        path: translate::aws_anthropic::path("claude", false),
+                        headers: Vec::new(),
+                        body,
+                    })
+            }),
         };
         translated.map(|u| u.body).unwrap_or_default()
     }
@@ -104,8 +109,10 @@ impl Provider {
                     "delta": {"type": "text_delta", "text": p}})
             }));
             events.push(json!({"type": "content_block_stop", "index": 0}));
-            events.push(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                "usage": {"output_tokens": 50}}));
+            events.push(
+                json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": 50}}),
+            );
             events.push(json!({"type": "message_stop"}));
             events
         };
@@ -113,7 +120,8 @@ impl Provider {
             Provider::Anthropic => anthropic_events()
                 .iter()
                 .flat_map(|e| {
-                    format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")).into_bytes()
+                    format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or(""))
+                        .into_bytes()
                 })
                 .collect(),
             Provider::AwsAnthropic => anthropic_events()
@@ -198,7 +206,7 @@ fn cx(stream: bool) -> ResponseContext {
         model: "m".into(),
         stream,
         usage_chunk: stream,
-        passthrough: false,
+        anthropic_client: false,
     }
 }
 
@@ -223,7 +231,11 @@ fn main() {
                 let parsed: ChatRequest = serde_json::from_slice(&body).expect("request");
                 std::hint::black_box(provider.request(&parsed));
             });
-            let text: String = DELTA.chars().cycle().take((size / 4).min(64 << 10)).collect();
+            let text: String = DELTA
+                .chars()
+                .cycle()
+                .take((size / 4).min(64 << 10))
+                .collect();
             let answer = provider.answer(&text);
             let json_headers = headers("application/json");
             let response = time(|| {
@@ -255,7 +267,9 @@ fn main() {
             );
         }
     }
-    println!("\n# Memory per in-flight stream (RSS growth with {STREAMS} open streams, each fed 4 KB)\n");
+    println!(
+        "\n# Memory per in-flight stream (RSS growth with {STREAMS} open streams, each fed 4 KB)\n"
+    );
     println!("| provider | bytes per stream |");
     println!("|---|---:|");
     // Every provider's streams stay open to the end, so none reuses another's freed pages.
@@ -275,7 +289,11 @@ fn main() {
             open.push(t);
         }
         let after = rss_bytes();
-        println!("| {} | {} |", provider.name(), after.saturating_sub(before) / STREAMS as u64);
+        println!(
+            "| {} | {} |",
+            provider.name(),
+            after.saturating_sub(before) / STREAMS as u64
+        );
         all_open.push(open);
     }
 }
@@ -286,6 +304,10 @@ const STREAMS: usize = 2000;
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }

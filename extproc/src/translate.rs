@@ -45,6 +45,8 @@ pub enum ChatProvider {
     Bedrock,
     /// Claude on AWS Bedrock through InvokeModel (Anthropic bodies).
     AwsAnthropic,
+    /// An OpenAI chat completions backend, for clients of `/anthropic/v1/messages`.
+    OpenAi,
 }
 
 impl Pair {
@@ -79,6 +81,7 @@ pub fn pair(schema: &Schema, endpoint: Option<Endpoint>, api: ClientApi) -> Opti
         (Schema::AWSAnthropic { .. }, Some(Messages)) => {
             Some(Pair::Messages(ChatProvider::AwsAnthropic))
         }
+        (Schema::OpenAI { .. }, Some(Messages)) => Some(Pair::Messages(ChatProvider::OpenAi)),
         // Paths the router leg does not know pass under the prefix, in their own API.
         (Schema::OpenAI { .. }, None) if api == ClientApi::OpenAI => Some(Pair::Same),
         (Schema::Anthropic { .. }, None) if api == ClientApi::Anthropic => Some(Pair::Same),
@@ -122,7 +125,7 @@ pub struct ResponseContext {
     pub usage_chunk: bool,
     /// The client speaks the provider's own API (Anthropic Messages): the answer keeps its
     /// shape, only its envelope changes.
-    pub passthrough: bool,
+    pub anthropic_client: bool,
 }
 
 /// Translates a provider's stream into OpenAI SSE, a chunk at a time.
@@ -217,7 +220,7 @@ impl ResponseTranslator {
                 }
                 let whole = std::mem::take(buf);
                 match &self.mode {
-                    Mode::Error { status, kind, .. } if self.cx.passthrough => {
+                    Mode::Error { status, kind, .. } if self.cx.anthropic_client => {
                         messages_error(self.provider, *status, kind.as_deref(), &whole)
                     }
                     Mode::Error { status, kind, .. } => {
@@ -230,10 +233,23 @@ impl ResponseTranslator {
     }
 
     fn json(&self, body: &[u8]) -> Vec<u8> {
-        if self.cx.passthrough {
-            return body.to_vec();
+        if self.cx.anthropic_client {
+            if self.provider != ChatProvider::OpenAi {
+                return body.to_vec();
+            }
+            return openai::from_anthropic::response(body, &self.cx.model).unwrap_or_else(
+                |message| {
+                    tracing::warn!(%message, "untranslatable provider response");
+                    openai::from_anthropic::error(
+                        502,
+                        b"the provider's response could not be translated",
+                    )
+                },
+            );
         }
         let translated = match self.provider {
+            // Chat completions clients reach OpenAI backends untranslated.
+            ChatProvider::OpenAi => return body.to_vec(),
             ChatProvider::Anthropic | ChatProvider::AwsAnthropic => {
                 anthropic::from_openai::response(body, &self.cx.model, self.created)
             }
@@ -261,13 +277,14 @@ fn stream(
     id: String,
     created: i64,
 ) -> Box<dyn StreamTranslator> {
-    match (provider, cx.passthrough) {
+    match (provider, cx.anthropic_client) {
         (ChatProvider::AwsAnthropic, true) => Box::new(aws_anthropic::EventsToSse::new()),
         (ChatProvider::AwsAnthropic, false) => {
             Box::new(aws_anthropic::ChatStream::new(cx, created))
         }
         (ChatProvider::Anthropic, _) => Box::new(anthropic::from_openai::Stream::new(cx, created)),
         (ChatProvider::Bedrock, _) => Box::new(bedrock::from_openai::Stream::new(cx, id, created)),
+        (ChatProvider::OpenAi, _) => Box::new(openai::from_anthropic::Stream::new(&cx.model)),
     }
 }
 
@@ -283,6 +300,7 @@ pub fn messages_error(
             aws_anthropic::anthropic_error(status, kind, body)
         }
         ChatProvider::Anthropic => body.to_vec(),
+        ChatProvider::OpenAi => openai::from_anthropic::error(status, body),
     }
 }
 
@@ -294,6 +312,7 @@ pub fn error(provider: ChatProvider, status: u16, kind: Option<&str>, body: &[u8
         ChatProvider::Bedrock | ChatProvider::AwsAnthropic => {
             bedrock::from_openai::error(status, kind, body)
         }
+        ChatProvider::OpenAi => body.to_vec(),
     }
 }
 

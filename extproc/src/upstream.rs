@@ -403,7 +403,7 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         model: model.clone(),
         stream: request.stream,
         usage_chunk: request.stream,
-        passthrough: false,
+        anthropic_client: false,
     });
     finish_request(plan, upstream)
 }
@@ -438,7 +438,18 @@ fn messages_request(
                 model,
                 stream,
                 usage_chunk: false,
-                passthrough: true,
+                anthropic_client: true,
+            };
+            Ok((upstream, cx))
+        }
+        Schema::OpenAI { prefix } => {
+            let (upstream, stream) =
+                translate::openai::from_anthropic::request(bytes, &model, prefix)?;
+            let cx = ResponseContext {
+                model,
+                stream,
+                usage_chunk: false,
+                anthropic_client: true,
             };
             Ok((upstream, cx))
         }

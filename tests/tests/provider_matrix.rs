@@ -764,3 +764,24 @@ async fn the_anthropic_sdk_through_claude_on_bedrock_invoke_model() -> Result<()
     )
     .await
 }
+
+#[tokio::test]
+async fn the_anthropic_sdk_through_an_openai_backend() -> Result<()> {
+    check_messages(
+        Provider {
+            prefix: "openai",
+            schema: "{name: OpenAI}",
+            policy: Some("  type: APIKey\n  apiKey: {secretRef: {name: provider-secret}}"),
+            secret: vec![("apiKey", "sk-openai-matrix".into())],
+            credential: |seen| match seen.header("authorization") {
+                Some("Bearer sk-openai-matrix") if seen.path == "/v1/chat/completions" => Ok(()),
+                other => Err(format!(
+                    "want the bearer key on /v1/chat/completions, got {other:?} {}",
+                    seen.path
+                )),
+            },
+        },
+        "messages_to_openai",
+    )
+    .await
+}

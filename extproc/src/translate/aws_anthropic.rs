@@ -306,7 +306,7 @@ mod tests {
             model: "claude".into(),
             stream: true,
             usage_chunk: true,
-            passthrough: false,
+            anthropic_client: false,
         };
         let bytes = stream();
         let mut chat = ChatStream::new(&cx, 1);

@@ -4,6 +4,8 @@
 //! Only what some provider can express is modelled; a translated request drops the rest (an
 //! OpenAI-schema backend never goes through these types, so nothing is lost there).
 
+pub mod from_anthropic;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

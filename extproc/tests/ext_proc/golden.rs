@@ -344,3 +344,28 @@ async fn aws_anthropic_message_streams_become_anthropic_sse() {
 async fn aws_anthropic_message_errors_take_anthropics_shape() {
     check("aws_anthropic_messages_error").await;
 }
+
+#[tokio::test]
+async fn anthropic_messages_reach_an_openai_backend_as_chat_completions() {
+    check("messages_to_openai").await;
+}
+
+#[tokio::test]
+async fn openai_chunks_stream_back_as_anthropic_events() {
+    check("messages_to_openai_stream").await;
+}
+
+#[tokio::test]
+async fn anthropic_tools_and_tool_use_map_to_openai_functions() {
+    check("messages_to_openai_tools").await;
+}
+
+#[tokio::test]
+async fn anthropic_image_blocks_become_data_urls() {
+    check("messages_to_openai_image").await;
+}
+
+#[tokio::test]
+async fn openai_errors_reach_anthropic_clients_in_their_shape() {
+    check("messages_to_openai_error").await;
+}

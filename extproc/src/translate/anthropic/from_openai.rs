@@ -466,7 +466,7 @@ mod tests {
             model: "claude".into(),
             stream: true,
             usage_chunk: true,
-            passthrough: false,
+            anthropic_client: false,
         };
         let mut stream = Stream::new(&cx, 1);
         let mut out = Vec::new();

@@ -625,7 +625,7 @@ pub(crate) mod tests {
             model: "nova".into(),
             stream: true,
             usage_chunk: true,
-            passthrough: false,
+            anthropic_client: false,
         };
         let mut stream = Stream::new(&cx, "chatcmpl-1".into(), 1);
         let mut out = Vec::new();
