@@ -16,6 +16,7 @@ pub mod anthropic;
 pub mod aws_anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod gcp_anthropic;
 pub mod openai;
 
 use crate::api::{ClientApi, Endpoint};
@@ -47,6 +48,8 @@ pub enum ChatProvider {
     AwsAnthropic,
     /// An OpenAI chat completions backend, for clients of `/anthropic/v1/messages`.
     OpenAi,
+    /// Claude on Vertex AI (Anthropic bodies and answers, Vertex paths).
+    GcpAnthropic,
 }
 
 impl Pair {
@@ -82,6 +85,12 @@ pub fn pair(schema: &Schema, endpoint: Option<Endpoint>, api: ClientApi) -> Opti
             Some(Pair::Messages(ChatProvider::AwsAnthropic))
         }
         (Schema::OpenAI { .. }, Some(Messages)) => Some(Pair::Messages(ChatProvider::OpenAi)),
+        (Schema::GCPAnthropic { .. }, Some(ChatCompletions)) => {
+            Some(Pair::Chat(ChatProvider::GcpAnthropic))
+        }
+        (Schema::GCPAnthropic { .. }, Some(Messages)) => {
+            Some(Pair::Messages(ChatProvider::GcpAnthropic))
+        }
         // Paths the router leg does not know pass under the prefix, in their own API.
         (Schema::OpenAI { .. }, None) if api == ClientApi::OpenAI => Some(Pair::Same),
         (Schema::Anthropic { .. }, None) if api == ClientApi::Anthropic => Some(Pair::Same),
@@ -250,7 +259,7 @@ impl ResponseTranslator {
         let translated = match self.provider {
             // Chat completions clients reach OpenAI backends untranslated.
             ChatProvider::OpenAi => return body.to_vec(),
-            ChatProvider::Anthropic | ChatProvider::AwsAnthropic => {
+            ChatProvider::Anthropic | ChatProvider::AwsAnthropic | ChatProvider::GcpAnthropic => {
                 anthropic::from_openai::response(body, &self.cx.model, self.created)
             }
             ChatProvider::Bedrock => {
@@ -285,6 +294,10 @@ fn stream(
         (ChatProvider::Anthropic, _) => Box::new(anthropic::from_openai::Stream::new(cx, created)),
         (ChatProvider::Bedrock, _) => Box::new(bedrock::from_openai::Stream::new(cx, id, created)),
         (ChatProvider::OpenAi, _) => Box::new(openai::from_anthropic::Stream::new(&cx.model)),
+        (ChatProvider::GcpAnthropic, true) => Box::new(gcp_anthropic::Unchanged),
+        (ChatProvider::GcpAnthropic, false) => {
+            Box::new(anthropic::from_openai::Stream::new(cx, created))
+        }
     }
 }
 
@@ -299,7 +312,7 @@ pub fn messages_error(
         ChatProvider::AwsAnthropic | ChatProvider::Bedrock => {
             aws_anthropic::anthropic_error(status, kind, body)
         }
-        ChatProvider::Anthropic => body.to_vec(),
+        ChatProvider::Anthropic | ChatProvider::GcpAnthropic => body.to_vec(),
         ChatProvider::OpenAi => openai::from_anthropic::error(status, body),
     }
 }
@@ -308,7 +321,9 @@ pub fn messages_error(
 /// provider's error type header, for providers that send one.
 pub fn error(provider: ChatProvider, status: u16, kind: Option<&str>, body: &[u8]) -> Vec<u8> {
     match provider {
-        ChatProvider::Anthropic => anthropic::from_openai::error(status, body),
+        ChatProvider::Anthropic | ChatProvider::GcpAnthropic => {
+            anthropic::from_openai::error(status, body)
+        }
         ChatProvider::Bedrock | ChatProvider::AwsAnthropic => {
             bedrock::from_openai::error(status, kind, body)
         }

@@ -174,7 +174,11 @@ impl UpstreamLeg {
             route_name = Some(route.name.clone());
             rule = Some(index);
         }
-        inject_credential(&mut changes, &backend)?;
+        let token = backend
+            .credential
+            .as_ref()
+            .and_then(|c| self.store.tokens().token(c));
+        inject_credential(&mut changes, &backend, token)?;
         body_mutations.retain(|m| !m.is_empty());
 
         // The path; a translated request's is known once its body is read.
@@ -372,6 +376,28 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         (ChatProvider::Bedrock, Schema::AWSBedrock) => {
             translate::bedrock::from_openai::request(&request, &model)
         }
+        (ChatProvider::GcpAnthropic, Schema::GCPAnthropic { version }) => {
+            let (project, region) = gcp_location(&backend)?;
+            translate::anthropic::from_openai::request(&request, &model, "", None).and_then(
+                |messages| {
+                    let (body, _) =
+                        translate::gcp_anthropic::wrap(&messages.body, version.as_deref())?;
+                    Ok(translate::UpstreamRequest {
+                        path: translate::gcp_anthropic::path(
+                            &project,
+                            &region,
+                            &model,
+                            request.stream,
+                        ),
+                        headers: vec![(
+                            keys::CONTENT_TYPE_HEADER.to_string(),
+                            "application/json".to_string(),
+                        )],
+                        body,
+                    })
+                },
+            )
+        }
         (ChatProvider::AwsAnthropic, Schema::AWSAnthropic { version }) => {
             translate::anthropic::from_openai::request(&request, &model, "", None).and_then(
                 |messages| {
@@ -428,6 +454,26 @@ fn messages_request(
             let (body, stream) = translate::aws_anthropic::wrap(bytes, version.as_deref())?;
             let upstream = translate::UpstreamRequest {
                 path: translate::aws_anthropic::path(&model, stream),
+                headers: vec![(
+                    keys::CONTENT_TYPE_HEADER.to_string(),
+                    "application/json".to_string(),
+                )],
+                body,
+            };
+            let cx = ResponseContext {
+                model,
+                stream,
+                usage_chunk: false,
+                anthropic_client: true,
+            };
+            Ok((upstream, cx))
+        }
+        Schema::GCPAnthropic { version } => {
+            let (project, region) = gcp_location(backend)
+                .map_err(|_| translate::RequestError::new("the backend has no GCP project"))?;
+            let (body, stream) = translate::gcp_anthropic::wrap(bytes, version.as_deref())?;
+            let upstream = translate::UpstreamRequest {
+                path: translate::gcp_anthropic::path(&project, &region, &model, stream),
                 headers: vec![(
                     keys::CONTENT_TYPE_HEADER.to_string(),
                     "application/json".to_string(),
@@ -521,6 +567,16 @@ fn finish_request(plan: &Plan, upstream: translate::UpstreamRequest) -> Result<P
     )))
 }
 
+/// The project and region of a GCP backend's credential.
+fn gcp_location(backend: &Backend) -> Result<(String, String)> {
+    match &backend.credential {
+        Some(Credential::Gcp(gcp)) => Ok((gcp.project.clone(), gcp.region.clone())),
+        _ => Err(Error::MissingCredential {
+            backend: backend.name.clone(),
+        }),
+    }
+}
+
 fn include_usage(object: &JsonObject) -> bool {
     object
         .get("stream_options")
@@ -574,7 +630,11 @@ fn apply_headers(changes: &mut HeaderChanges, mutation: &HeaderMutation) {
 /// Removes every client credential, then sets the backend's own. SigV4 headers go whatever
 /// the backend: a client may not pass its own, and a retry that fails over from an AWS backend
 /// to another provider starts from the headers the first attempt signed.
-fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<()> {
+fn inject_credential(
+    changes: &mut HeaderChanges,
+    backend: &Backend,
+    token: Option<String>,
+) -> Result<()> {
     for name in keys::CLIENT_CREDENTIAL_HEADERS
         .iter()
         .chain(keys::AWS_SIGNING_HEADERS)
@@ -588,7 +648,9 @@ fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<(
                 backend: backend.name.clone(),
             });
         }
-        (Some(Credential::ApiKey(key)), Schema::OpenAI { .. }) => {
+        // A GCP backend takes GCPCredentials (the config refuses anything else); a bearer
+        // key is what any other credential could mean there.
+        (Some(Credential::ApiKey(key)), Schema::OpenAI { .. } | Schema::GCPAnthropic { .. }) => {
             changes.set(keys::AUTHORIZATION_HEADER, format!("Bearer {key}"));
         }
         (Some(Credential::ApiKey(key)), Schema::Anthropic { .. }) => {
@@ -603,12 +665,15 @@ fn inject_credential(changes: &mut HeaderChanges, backend: &Backend) -> Result<(
         }
         // Signed once the translated body is known.
         (Some(Credential::Aws(_)), _) => {}
-        // Token credentials: not minted yet.
-        (Some(Credential::Gcp(_) | Credential::Azure(_)), _) => {
-            return Err(Error::MissingCredential {
-                backend: backend.name.clone(),
-            });
-        }
+        // Minted tokens: none yet (or expired without a refresh) is a 503.
+        (Some(Credential::Gcp(_) | Credential::Azure(_)), _) => match token {
+            Some(token) => changes.set(keys::AUTHORIZATION_HEADER, format!("Bearer {token}")),
+            None => {
+                return Err(Error::MissingCredential {
+                    backend: backend.name.clone(),
+                });
+            }
+        },
     }
     Ok(())
 }

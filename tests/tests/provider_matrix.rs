@@ -785,3 +785,102 @@ async fn the_anthropic_sdk_through_an_openai_backend() -> Result<()> {
     )
     .await
 }
+
+/// The token the fake Google token endpoint mints.
+const GCP_TOKEN: &str = "ya29.e2e-minted-token";
+
+/// A fake Google token endpoint and the Secret of a service-account key pointing at it.
+async fn gcp_token_endpoint() -> Result<(ReplayProvider, Vec<(&'static str, String)>)> {
+    let token = Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        chunks: vec![
+            json!({"access_token": GCP_TOKEN, "expires_in": 3599, "token_type": "Bearer"})
+                .to_string()
+                .into_bytes(),
+        ],
+    };
+    let endpoint = ReplayProvider::start(vec![(
+        Box::new(|seen: &Seen| {
+            seen.path == "/token"
+                && String::from_utf8_lossy(&seen.body)
+                    .contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer")
+        }),
+        token,
+    )])
+    .await?;
+    let pem = std::fs::read_to_string(
+        workspace::root().join("extproc/testdata/gcp-test-service-account-key.pem"),
+    )?;
+    let key_file = json!({
+        "type": "service_account",
+        "project_id": "infergate-test",
+        "private_key_id": "e2e-key",
+        "private_key": pem,
+        "client_email": "gateway@infergate-test.iam.gserviceaccount.com",
+        "token_uri": format!("http://{}/token", endpoint.addr()),
+    });
+    Ok((
+        endpoint,
+        vec![("service_account.json", key_file.to_string())],
+    ))
+}
+
+const GCP_POLICY: &str = "  type: GCPCredentials
+  gcpCredentials:
+    projectName: infergate-test
+    region: us-east5
+    credentialsFile: {secretRef: {name: provider-secret}}";
+
+fn vertex_anthropic(seen: &Seen) -> Result<(), String> {
+    let prefix = "/v1/projects/infergate-test/locations/us-east5/publishers/anthropic/models/";
+    let bearer = format!("Bearer {GCP_TOKEN}");
+    let body = seen.json().unwrap_or_default();
+    match seen.header("authorization") {
+        Some(auth)
+            if auth == bearer
+                && seen.path.starts_with(prefix)
+                && (seen.path.ends_with(":rawPredict")
+                    || seen.path.ends_with(":streamRawPredict"))
+                && body["anthropic_version"] == "vertex-2023-10-16"
+                && body.get("model").is_none() =>
+        {
+            Ok(())
+        }
+        other => Err(format!(
+            "want the minted bearer token, a Vertex rawPredict path and a Vertex body, got {other:?} {} {body}",
+            seen.path
+        )),
+    }
+}
+
+#[tokio::test]
+async fn claude_on_vertex_through_the_openai_sdk_with_a_minted_token() -> Result<()> {
+    let (tokens, secret) = gcp_token_endpoint().await?;
+    check(Provider {
+        prefix: "anthropic",
+        schema: "{name: GCPAnthropic}",
+        policy: Some(GCP_POLICY),
+        secret,
+        credential: vertex_anthropic,
+    })
+    .await?;
+    assert!(!tokens.seen().is_empty(), "the token endpoint was asked");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_anthropic_sdk_through_claude_on_vertex() -> Result<()> {
+    let (_tokens, secret) = gcp_token_endpoint().await?;
+    check_messages(
+        Provider {
+            prefix: "anthropic",
+            schema: "{name: GCPAnthropic}",
+            policy: Some(GCP_POLICY),
+            secret,
+            credential: vertex_anthropic,
+        },
+        "messages",
+    )
+    .await
+}

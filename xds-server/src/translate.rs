@@ -25,6 +25,7 @@ mod refs;
 mod regex_check;
 mod retry;
 mod route_common;
+mod token_credentials;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

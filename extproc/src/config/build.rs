@@ -19,6 +19,7 @@ pub const SUPPORTED_SCHEMAS: &[&str] = &[
     "AzureOpenAI",
     "AWSBedrock",
     "AWSAnthropic",
+    "GCPAnthropic",
 ];
 
 /// The compiled config every request reads.
@@ -138,6 +139,12 @@ pub enum Schema {
         /// `anthropic_version` of the bodies (Bedrock's when absent).
         version: Option<String>,
     },
+    /// Claude on Vertex AI: Anthropic bodies to `rawPredict`/`streamRawPredict`, with the
+    /// project and region of its `GCPCredentials` and their minted token.
+    GCPAnthropic {
+        /// `anthropic_version` of the bodies (Vertex's when absent).
+        version: Option<String>,
+    },
 }
 
 impl Schema {
@@ -148,6 +155,7 @@ impl Schema {
             Schema::AzureOpenAI { .. } => "AzureOpenAI",
             Schema::AWSBedrock => "AWSBedrock",
             Schema::AWSAnthropic { .. } => "AWSAnthropic",
+            Schema::GCPAnthropic { .. } => "GCPAnthropic",
         }
     }
 
@@ -158,6 +166,7 @@ impl Schema {
             Schema::Anthropic { .. } => "anthropic",
             Schema::AzureOpenAI { .. } => "azure.ai.openai",
             Schema::AWSBedrock | Schema::AWSAnthropic { .. } => "aws.bedrock",
+            Schema::GCPAnthropic { .. } => "gcp.vertex_ai",
         }
     }
 }
@@ -454,6 +463,13 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
                 .clone()
                 .filter(|v| !v.trim().is_empty()),
         },
+        "GCPAnthropic" => Schema::GCPAnthropic {
+            version: backend
+                .schema
+                .version
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+        },
         "AzureOpenAI" => match backend.schema.version.as_deref().map(str::trim) {
             Some(version) if !version.is_empty() => Schema::AzureOpenAI {
                 version: version.to_string(),
@@ -577,6 +593,14 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
             }))
         }
     };
+    if matches!(schema, Schema::GCPAnthropic { .. })
+        && !matches!(credential, Some(Credential::Gcp(_)))
+    {
+        return Err(format!(
+            "schema {} needs GCPCredentials (their project, region and token)",
+            schema.name()
+        ));
+    }
     Ok(Backend {
         name: backend.name.clone(),
         schema,

@@ -13,6 +13,8 @@ use super::{Config, ConfigError, RuntimeConfig};
 #[derive(Debug)]
 pub struct ConfigStore {
     current: ArcSwap<RuntimeConfig>,
+    /// Tokens minted for the current config's token credentials.
+    tokens: crate::auth::token::Tokens,
     generation: AtomicU64,
     changed: watch::Sender<u64>,
 }
@@ -26,6 +28,7 @@ impl Default for ConfigStore {
             }),
             generation: AtomicU64::new(0),
             changed: watch::channel(0).0,
+            tokens: crate::auth::token::Tokens::default(),
         }
     }
 }
@@ -43,6 +46,7 @@ impl ConfigStore {
         for err in &out.errors {
             tracing::warn!(version = %config.version, error = %err, "extproc config object");
         }
+        self.tokens.sync(&out.config);
         self.current.store(Arc::new(out.config));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.changed.send_replace(generation);
@@ -54,6 +58,11 @@ impl ConfigStore {
             "extproc config applied"
         );
         out.errors
+    }
+
+    /// The minted tokens of the current config's credentials.
+    pub fn tokens(&self) -> &crate::auth::token::Tokens {
+        &self.tokens
     }
 
     pub fn load(&self) -> Arc<RuntimeConfig> {

@@ -208,6 +208,12 @@ fn credential(
     })?;
     let resolved = match policy.spec.type_ {
         BackendSecurityPolicyType::AWSCredentials => aws_credentials(cx, policy_key, policy),
+        BackendSecurityPolicyType::GCPCredentials => {
+            super::token_credentials::gcp_credential(cx, policy_key, policy)
+        }
+        BackendSecurityPolicyType::AzureCredentials => {
+            super::token_credentials::azure_credential(cx, policy_key, policy)
+        }
         _ => api_key(cx, policy_key, policy).map(|key| CredentialConfig::ApiKey { key }),
     };
     match resolved {
@@ -269,18 +275,18 @@ fn api_key(
 }
 
 /// A Secret's values (`stringData` over `data`), and its `namespace/name` for messages.
-struct SecretValues {
-    name: String,
-    values: std::collections::BTreeMap<String, String>,
+pub(super) struct SecretValues {
+    pub(super) name: String,
+    pub(super) values: std::collections::BTreeMap<String, String>,
 }
 
 impl SecretValues {
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
     }
 }
 
-fn secret(
+pub(super) fn secret(
     cx: &Cx<'_>,
     policy_key: &ObjectKey,
     secret_ref: &infergate_crds::refs::SecretObjectReference,
