@@ -207,6 +207,7 @@ fn cx(stream: bool) -> ResponseContext {
         stream,
         usage_chunk: stream,
         anthropic_client: false,
+        embeddings: false,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod aws_anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod gcp_anthropic;
+pub mod gemini;
 pub mod openai;
 
 use crate::api::{ClientApi, Endpoint};
@@ -36,6 +37,8 @@ pub enum Pair {
     /// Anthropic Messages, rewrapped for a cloud that serves Claude in its own envelope
     /// (the body rewritten, a stream re-framed as Anthropic SSE).
     Messages(ChatProvider),
+    /// OpenAI embeddings translated to a provider's embeddings API and back.
+    Embeddings(ChatProvider),
 }
 
 /// A provider whose chat API the gateway translates to and from OpenAI's.
@@ -50,12 +53,17 @@ pub enum ChatProvider {
     OpenAi,
     /// Claude on Vertex AI (Anthropic bodies and answers, Vertex paths).
     GcpAnthropic,
+    /// Gemini on Vertex AI (`generateContent`, `predict` for embeddings).
+    Gemini,
 }
 
 impl Pair {
     /// Whether the upstream leg must read and rewrite the response body.
     pub fn translates_response(self) -> bool {
-        matches!(self, Pair::Chat(_) | Pair::Messages(_))
+        matches!(
+            self,
+            Pair::Chat(_) | Pair::Messages(_) | Pair::Embeddings(_)
+        )
     }
 }
 
@@ -85,6 +93,8 @@ pub fn pair(schema: &Schema, endpoint: Option<Endpoint>, api: ClientApi) -> Opti
             Some(Pair::Messages(ChatProvider::AwsAnthropic))
         }
         (Schema::OpenAI { .. }, Some(Messages)) => Some(Pair::Messages(ChatProvider::OpenAi)),
+        (Schema::GCPVertexAI, Some(ChatCompletions)) => Some(Pair::Chat(ChatProvider::Gemini)),
+        (Schema::GCPVertexAI, Some(Embeddings)) => Some(Pair::Embeddings(ChatProvider::Gemini)),
         (Schema::GCPAnthropic { .. }, Some(ChatCompletions)) => {
             Some(Pair::Chat(ChatProvider::GcpAnthropic))
         }
@@ -132,9 +142,10 @@ pub struct ResponseContext {
     pub stream: bool,
     /// End the stream with a usage-only chunk (the client asked, or the router leg needs it).
     pub usage_chunk: bool,
-    /// The client speaks the provider's own API (Anthropic Messages): the answer keeps its
-    /// shape, only its envelope changes.
+    /// The client speaks Anthropic Messages (the answer goes back in that shape).
     pub anthropic_client: bool,
+    /// The request is for embeddings, not a chat.
+    pub embeddings: bool,
 }
 
 /// Translates a provider's stream into OpenAI SSE, a chunk at a time.
@@ -256,9 +267,20 @@ impl ResponseTranslator {
                 },
             );
         }
+        if self.cx.embeddings {
+            return gemini::embeddings_response(body, &self.cx.model).unwrap_or_else(|message| {
+                tracing::warn!(%message, "untranslatable provider response");
+                openai::error_body(
+                    "upstream_error",
+                    Some("invalid_upstream_response"),
+                    "the provider's response could not be translated",
+                )
+            });
+        }
         let translated = match self.provider {
             // Chat completions clients reach OpenAI backends untranslated.
             ChatProvider::OpenAi => return body.to_vec(),
+            ChatProvider::Gemini => gemini::response(body, &self.id, &self.cx.model, self.created),
             ChatProvider::Anthropic | ChatProvider::AwsAnthropic | ChatProvider::GcpAnthropic => {
                 anthropic::from_openai::response(body, &self.cx.model, self.created)
             }
@@ -295,6 +317,7 @@ fn stream(
         (ChatProvider::Bedrock, _) => Box::new(bedrock::from_openai::Stream::new(cx, id, created)),
         (ChatProvider::OpenAi, _) => Box::new(openai::from_anthropic::Stream::new(&cx.model)),
         (ChatProvider::GcpAnthropic, true) => Box::new(gcp_anthropic::Unchanged),
+        (ChatProvider::Gemini, _) => Box::new(gemini::Stream::new(cx, id, created)),
         (ChatProvider::GcpAnthropic, false) => {
             Box::new(anthropic::from_openai::Stream::new(cx, created))
         }
@@ -312,7 +335,9 @@ pub fn messages_error(
         ChatProvider::AwsAnthropic | ChatProvider::Bedrock => {
             aws_anthropic::anthropic_error(status, kind, body)
         }
-        ChatProvider::Anthropic | ChatProvider::GcpAnthropic => body.to_vec(),
+        ChatProvider::Anthropic | ChatProvider::GcpAnthropic | ChatProvider::Gemini => {
+            body.to_vec()
+        }
         ChatProvider::OpenAi => openai::from_anthropic::error(status, body),
     }
 }
@@ -328,6 +353,7 @@ pub fn error(provider: ChatProvider, status: u16, kind: Option<&str>, body: &[u8
             bedrock::from_openai::error(status, kind, body)
         }
         ChatProvider::OpenAi => body.to_vec(),
+        ChatProvider::Gemini => gemini::error(status, body),
     }
 }
 

@@ -51,6 +51,8 @@ struct ChatPlan {
     provider: ChatProvider,
     /// The client speaks Anthropic Messages ([`Pair::Messages`]), not chat completions.
     messages: bool,
+    /// The client asks for embeddings ([`Pair::Embeddings`]).
+    embeddings: bool,
     /// Known once the request body is read.
     cx: Option<ResponseContext>,
     response: Option<ResponseTranslator>,
@@ -201,12 +203,15 @@ impl UpstreamLeg {
             changes.set(keys::PATH_PSEUDO_HEADER, path);
         }
         let chat = match pair {
-            Pair::Chat(provider) | Pair::Messages(provider) => Some(ChatPlan {
-                provider,
-                messages: matches!(pair, Pair::Messages(_)),
-                cx: None,
-                response: None,
-            }),
+            Pair::Chat(provider) | Pair::Messages(provider) | Pair::Embeddings(provider) => {
+                Some(ChatPlan {
+                    provider,
+                    messages: matches!(pair, Pair::Messages(_)),
+                    embeddings: matches!(pair, Pair::Embeddings(_)),
+                    cx: None,
+                    response: None,
+                })
+            }
             Pair::Same | Pair::Azure => None,
         };
         let wants_body = !message.end_of_stream
@@ -356,6 +361,30 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         backend: backend.name.clone(),
         message,
     };
+    if chat.embeddings {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            model: String,
+        }
+        let named: Named = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let model = plan.model_name_override.clone().unwrap_or(named.model);
+        let (project, region) = gcp_location(&backend)?;
+        let body = translate::gemini::embeddings_request(bytes).map_err(|e| invalid(e.message))?;
+        chat.cx = Some(ResponseContext {
+            model: model.clone(),
+            embeddings: true,
+            ..ResponseContext::default()
+        });
+        let upstream = translate::UpstreamRequest {
+            path: translate::gemini::embeddings_path(&project, &region, &model),
+            headers: vec![(
+                keys::CONTENT_TYPE_HEADER.to_string(),
+                "application/json".to_string(),
+            )],
+            body,
+        };
+        return finish_request(plan, upstream);
+    }
     if chat.messages {
         let upstream = messages_request(plan.model_name_override.as_deref(), &backend, bytes)
             .map_err(|e| invalid(e.message))?;
@@ -375,6 +404,10 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         }
         (ChatProvider::Bedrock, Schema::AWSBedrock) => {
             translate::bedrock::from_openai::request(&request, &model)
+        }
+        (ChatProvider::Gemini, Schema::GCPVertexAI) => {
+            let (project, region) = gcp_location(&backend)?;
+            translate::gemini::request(&request, &project, &region, &model)
         }
         (ChatProvider::GcpAnthropic, Schema::GCPAnthropic { version }) => {
             let (project, region) = gcp_location(&backend)?;
@@ -430,6 +463,7 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
         stream: request.stream,
         usage_chunk: request.stream,
         anthropic_client: false,
+        embeddings: false,
     });
     finish_request(plan, upstream)
 }
@@ -465,6 +499,7 @@ fn messages_request(
                 stream,
                 usage_chunk: false,
                 anthropic_client: true,
+                embeddings: false,
             };
             Ok((upstream, cx))
         }
@@ -485,6 +520,7 @@ fn messages_request(
                 stream,
                 usage_chunk: false,
                 anthropic_client: true,
+                embeddings: false,
             };
             Ok((upstream, cx))
         }
@@ -496,6 +532,7 @@ fn messages_request(
                 stream,
                 usage_chunk: false,
                 anthropic_client: true,
+                embeddings: false,
             };
             Ok((upstream, cx))
         }
@@ -650,7 +687,10 @@ fn inject_credential(
         }
         // A GCP backend takes GCPCredentials (the config refuses anything else); a bearer
         // key is what any other credential could mean there.
-        (Some(Credential::ApiKey(key)), Schema::OpenAI { .. } | Schema::GCPAnthropic { .. }) => {
+        (
+            Some(Credential::ApiKey(key)),
+            Schema::OpenAI { .. } | Schema::GCPAnthropic { .. } | Schema::GCPVertexAI,
+        ) => {
             changes.set(keys::AUTHORIZATION_HEADER, format!("Bearer {key}"));
         }
         (Some(Credential::ApiKey(key)), Schema::Anthropic { .. }) => {

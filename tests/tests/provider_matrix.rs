@@ -884,3 +884,55 @@ async fn the_anthropic_sdk_through_claude_on_vertex() -> Result<()> {
     )
     .await
 }
+
+fn vertex_gemini(seen: &Seen) -> Result<(), String> {
+    let prefix = "/v1/projects/infergate-test/locations/us-east5/publishers/google/models/";
+    let bearer = format!("Bearer {GCP_TOKEN}");
+    let methods = [
+        ":generateContent",
+        ":streamGenerateContent?alt=sse",
+        ":predict",
+    ];
+    match seen.header("authorization") {
+        Some(auth)
+            if auth == bearer
+                && seen.path.starts_with(prefix)
+                && methods.iter().any(|m| seen.path.ends_with(m)) =>
+        {
+            Ok(())
+        }
+        other => Err(format!(
+            "want the minted bearer token and a Gemini path, got {other:?} {}",
+            seen.path
+        )),
+    }
+}
+
+#[tokio::test]
+async fn gemini_on_vertex_through_the_openai_sdk() -> Result<()> {
+    let (_tokens, secret) = gcp_token_endpoint().await?;
+    check(Provider {
+        prefix: "vertex",
+        schema: "{name: GCPVertexAI}",
+        policy: Some(GCP_POLICY),
+        secret,
+        credential: vertex_gemini,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn vertex_embeddings_through_the_openai_sdk() -> Result<()> {
+    let (_tokens, secret) = gcp_token_endpoint().await?;
+    check_embeddings(
+        Provider {
+            prefix: "vertex",
+            schema: "{name: GCPVertexAI}",
+            policy: Some(GCP_POLICY),
+            secret,
+            credential: vertex_gemini,
+        },
+        "vertex_embeddings",
+    )
+    .await
+}

@@ -20,6 +20,7 @@ pub const SUPPORTED_SCHEMAS: &[&str] = &[
     "AWSBedrock",
     "AWSAnthropic",
     "GCPAnthropic",
+    "GCPVertexAI",
 ];
 
 /// The compiled config every request reads.
@@ -145,6 +146,9 @@ pub enum Schema {
         /// `anthropic_version` of the bodies (Vertex's when absent).
         version: Option<String>,
     },
+    /// Gemini on Vertex AI: chat completions to `generateContent`, embeddings to `predict`,
+    /// with the project, region and token of its `GCPCredentials`.
+    GCPVertexAI,
 }
 
 impl Schema {
@@ -156,6 +160,7 @@ impl Schema {
             Schema::AWSBedrock => "AWSBedrock",
             Schema::AWSAnthropic { .. } => "AWSAnthropic",
             Schema::GCPAnthropic { .. } => "GCPAnthropic",
+            Schema::GCPVertexAI => "GCPVertexAI",
         }
     }
 
@@ -166,7 +171,7 @@ impl Schema {
             Schema::Anthropic { .. } => "anthropic",
             Schema::AzureOpenAI { .. } => "azure.ai.openai",
             Schema::AWSBedrock | Schema::AWSAnthropic { .. } => "aws.bedrock",
-            Schema::GCPAnthropic { .. } => "gcp.vertex_ai",
+            Schema::GCPAnthropic { .. } | Schema::GCPVertexAI => "gcp.vertex_ai",
         }
     }
 }
@@ -456,6 +461,7 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
             version: backend.schema.version.clone().filter(|v| !v.is_empty()),
         },
         "AWSBedrock" => Schema::AWSBedrock,
+        "GCPVertexAI" => Schema::GCPVertexAI,
         "AWSAnthropic" => Schema::AWSAnthropic {
             version: backend
                 .schema
@@ -593,7 +599,7 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
             }))
         }
     };
-    if matches!(schema, Schema::GCPAnthropic { .. })
+    if matches!(schema, Schema::GCPAnthropic { .. } | Schema::GCPVertexAI)
         && !matches!(credential, Some(Credential::Gcp(_)))
     {
         return Err(format!(
@@ -889,7 +895,7 @@ mod tests {
     fn unsupported_schema_rejects_the_backend_and_warns_its_routes() {
         let config = Config {
             routes: vec![route("default/r", &[], &["a"])],
-            backends: vec![backend("default/openai", "GCPVertexAI")],
+            backends: vec![backend("default/openai", "Cohere")],
             ..Config::default()
         };
         let out = config.build();
@@ -897,7 +903,7 @@ mod tests {
         assert!(
             out.errors[0]
                 .message
-                .contains("GCPVertexAI is not supported")
+                .contains("Cohere is not supported")
         );
         assert!(!out.errors[1].rejected);
         assert!(out.config.routes.contains_key("default/r"));

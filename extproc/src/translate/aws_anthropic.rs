@@ -307,6 +307,7 @@ mod tests {
             stream: true,
             usage_chunk: true,
             anthropic_client: false,
+            embeddings: false,
         };
         let bytes = stream();
         let mut chat = ChatStream::new(&cx, 1);

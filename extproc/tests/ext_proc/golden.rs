@@ -369,3 +369,48 @@ async fn anthropic_image_blocks_become_data_urls() {
 async fn openai_errors_reach_anthropic_clients_in_their_shape() {
     check("messages_to_openai_error").await;
 }
+
+#[tokio::test]
+async fn vertex_chat_is_generate_content_with_a_minted_token() {
+    check("vertex_chat").await;
+}
+
+#[tokio::test]
+async fn vertex_multi_turn_chat_alternates_user_and_model() {
+    check("vertex_chat_multi_turn").await;
+}
+
+#[tokio::test]
+async fn vertex_images_go_inline_or_by_file_uri() {
+    check("vertex_chat_image").await;
+}
+
+#[tokio::test]
+async fn vertex_function_calls_become_tool_calls() {
+    check("vertex_chat_tools").await;
+}
+
+#[tokio::test]
+async fn vertex_streams_become_openai_chunks() {
+    check("vertex_chat_stream").await;
+}
+
+#[tokio::test]
+async fn vertex_streamed_function_calls_end_with_usage() {
+    check("vertex_chat_stream_tools").await;
+}
+
+#[tokio::test]
+async fn vertex_errors_keep_their_status_in_openais_shape() {
+    check("vertex_chat_error").await;
+}
+
+#[tokio::test]
+async fn vertex_embeddings_are_predict_instances() {
+    check("vertex_embeddings").await;
+}
+
+#[tokio::test]
+async fn claude_on_vertex_is_raw_predict() {
+    check("vertex_anthropic_chat").await;
+}

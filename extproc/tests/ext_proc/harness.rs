@@ -28,9 +28,54 @@ pub fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
+/// The token every golden GCP credential mints (from [`token_endpoint`]).
+pub const GOLDEN_GCP_TOKEN: &str = "ya29.golden-token";
+
 pub fn golden_config() -> Config {
-    let bytes = std::fs::read(testdata().join("config.json")).expect("read config.json");
-    Config::from_json(&bytes).expect("parse config.json")
+    let text = std::fs::read_to_string(testdata().join("config.json")).expect("read config.json");
+    // GCP credentials mint their tokens at a local endpoint with a test key.
+    let key_file = serde_json::json!({
+        "type": "service_account",
+        "client_email": "golden@infergate-test.iam.gserviceaccount.com",
+        "private_key": std::fs::read_to_string(testdata().join("gcp-test-service-account-key.pem"))
+            .expect("test key"),
+    })
+    .to_string();
+    let text = text
+        .replace("${TOKEN_URL}", &token_endpoint())
+        .replace(
+            "\"${GCP_KEY_FILE}\"",
+            &serde_json::Value::String(key_file).to_string(),
+        );
+    Config::from_json(text.as_bytes()).expect("parse config.json")
+}
+
+/// A token endpoint for the whole test process (a plain thread, so it outlives each test's
+/// runtime) answering every request with [`GOLDEN_GCP_TOKEN`].
+fn token_endpoint() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind token endpoint");
+        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let body = format!(
+                    r#"{{"access_token":"{GOLDEN_GCP_TOKEN}","expires_in":3600,"token_type":"Bearer"}}"#
+                );
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    })
+    .clone()
 }
 
 pub struct Harness {
@@ -53,6 +98,21 @@ impl Harness {
         let store = ConfigStore::new();
         let errors = store.update(config);
         assert!(errors.is_empty(), "config errors: {errors:?}");
+        // Minted tokens first, so no case races its credential.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let runtime = store.load();
+        for credential in runtime.backends.values().filter_map(|b| b.credential.as_ref()) {
+            if !matches!(
+                credential,
+                extproc::config::Credential::Gcp(_) | extproc::config::Credential::Azure(_)
+            ) {
+                continue;
+            }
+            while store.tokens().token(credential).is_none() {
+                assert!(std::time::Instant::now() < deadline, "no token minted");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
         let options = Options {
             grpc_addr: "127.0.0.1:0".parse().expect("addr"),
             admin_addr: "127.0.0.1:0".parse().expect("addr"),

@@ -159,6 +159,63 @@ pub fn verify(config: &Config, record: &Value) -> Result<(), String> {
                 )?;
             }
         }
+        "GCPVertexAI" | "GCPAnthropic" => {
+            let Some(CredentialConfig::GcpCredentials {
+                project_name,
+                region,
+                ..
+            }) = &backend.credential
+            else {
+                return Err("a Vertex backend needs GCPCredentials".into());
+            };
+            let bearer = format!("Bearer {}", super::harness::GOLDEN_GCP_TOKEN);
+            expect(header("authorization"), Some(bearer.as_str()), "authorization")?;
+            let publisher = if backend.schema.name == "GCPVertexAI" {
+                "google"
+            } else {
+                "anthropic"
+            };
+            let prefix = format!(
+                "/v1/projects/{project_name}/locations/{region}/publishers/{publisher}/models/"
+            );
+            let rest = path
+                .strip_prefix(&prefix)
+                .ok_or_else(|| format!("Vertex path {path} is not under {prefix}"))?;
+            let (model, action) = rest
+                .split_once(':')
+                .ok_or_else(|| format!("Vertex path {path} names no method"))?;
+            if model.is_empty() || model.contains('/') || model.contains('@') {
+                return Err(format!("Vertex model in {path} is not one encoded segment"));
+            }
+            let body = &request["body"];
+            let allowed: &[&str] = if publisher == "google" {
+                &["generateContent", "streamGenerateContent?alt=sse", "predict"]
+            } else {
+                &["rawPredict", "streamRawPredict"]
+            };
+            if !allowed.contains(&action) {
+                return Err(format!("Vertex method {action} is not one of {allowed:?}"));
+            }
+            if body.get("model").is_some() || (body.get("messages").is_some() && publisher == "google") {
+                return Err("a Vertex body names no model (and Gemini takes contents)".into());
+            }
+            match action {
+                "predict" if !body["instances"].is_array() => {
+                    return Err("predict needs instances".into());
+                }
+                "generateContent" | "streamGenerateContent?alt=sse"
+                    if !body["contents"].is_array() =>
+                {
+                    return Err("generateContent needs contents".into());
+                }
+                "rawPredict" | "streamRawPredict"
+                    if body["anthropic_version"] != "vertex-2023-10-16" =>
+                {
+                    return Err("Claude on Vertex needs anthropic_version vertex-2023-10-16".into());
+                }
+                _ => {}
+            }
+        }
         other => return Err(format!("no fake for schema {other}")),
     }
     Ok(())

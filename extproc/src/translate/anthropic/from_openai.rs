@@ -467,6 +467,7 @@ mod tests {
             stream: true,
             usage_chunk: true,
             anthropic_client: false,
+            embeddings: false,
         };
         let mut stream = Stream::new(&cx, 1);
         let mut out = Vec::new();

@@ -626,6 +626,7 @@ pub(crate) mod tests {
             stream: true,
             usage_chunk: true,
             anthropic_client: false,
+            embeddings: false,
         };
         let mut stream = Stream::new(&cx, "chatcmpl-1".into(), 1);
         let mut out = Vec::new();
