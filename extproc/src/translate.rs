@@ -18,6 +18,7 @@ pub mod azure;
 pub mod bedrock;
 pub mod gcp_anthropic;
 pub mod gemini;
+pub mod gzip;
 pub mod openai;
 
 use crate::api::{ClientApi, Endpoint};
@@ -165,6 +166,10 @@ pub struct ResponseTranslator {
     /// The response's id where the provider's body has none (Bedrock's request id).
     id: String,
     mode: Mode,
+    /// The provider's answer is gzip-encoded: decoded before translation.
+    gunzip: Option<gzip::Gunzip>,
+    /// The answer could not be decoded: the client got an error, the rest is dropped.
+    failed: bool,
 }
 
 enum Mode {
@@ -198,6 +203,13 @@ impl ResponseTranslator {
         };
         let mut changes = HeaderChanges::default();
         changes.remove(keys::CONTENT_LENGTH_HEADER);
+        let gunzip = headers
+            .get(keys::CONTENT_ENCODING_HEADER)
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))
+            .then(|| {
+                changes.remove(keys::CONTENT_ENCODING_HEADER);
+                gzip::Gunzip::default()
+            });
         let success = (200..300).contains(&status);
         let mode = if !success {
             changes.set(keys::CONTENT_TYPE_HEADER, "application/json");
@@ -219,12 +231,39 @@ impl ResponseTranslator {
             created,
             id,
             mode,
+            gunzip,
+            failed: false,
         };
         (translator, changes)
     }
 
     /// The client's bytes for the next chunk of the provider's body.
     pub fn body(&mut self, bytes: &[u8], end_of_stream: bool) -> Vec<u8> {
+        if self.failed {
+            return Vec::new();
+        }
+        let decoded;
+        let bytes = match &mut self.gunzip {
+            None => bytes,
+            Some(gunzip) => match gunzip.push(bytes, end_of_stream) {
+                Ok(plain) => {
+                    decoded = plain;
+                    &decoded[..]
+                }
+                Err(message) => {
+                    tracing::warn!(%message, "untranslatable provider response");
+                    self.failed = true;
+                    return match self.mode {
+                        Mode::Stream(_) => openai::error_event("server_error", &message),
+                        _ => openai::error_body(
+                            "upstream_error",
+                            Some("invalid_upstream_response"),
+                            &message,
+                        ),
+                    };
+                }
+            },
+        };
         match &mut self.mode {
             Mode::Stream(stream) => {
                 let mut out = stream.push(bytes);

@@ -900,11 +900,7 @@ mod tests {
         };
         let out = config.build();
         assert_eq!(out.errors.len(), 2, "{:?}", out.errors);
-        assert!(
-            out.errors[0]
-                .message
-                .contains("Cohere is not supported")
-        );
+        assert!(out.errors[0].message.contains("Cohere is not supported"));
         assert!(!out.errors[1].rejected);
         assert!(out.config.routes.contains_key("default/r"));
     }

@@ -45,6 +45,9 @@ pub struct UpstreamResponse {
     pub eventstream: Vec<EventFrame>,
     #[serde(default)]
     pub split_every: Option<usize>,
+    /// The body is sent gzip-encoded (then cut every `split_every` bytes).
+    #[serde(default)]
+    pub gzip: bool,
 }
 
 /// One event-stream frame: an `event` of that type, or an `exception`.
@@ -60,6 +63,19 @@ pub struct EventFrame {
 impl UpstreamResponse {
     fn body_chunks(&self) -> Vec<Vec<u8>> {
         use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+        if self.gzip {
+            use std::io::Write;
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder
+                .write_all(self.chunks.concat().as_bytes())
+                .expect("gzip");
+            let bytes = encoder.finish().expect("gzip");
+            return bytes
+                .chunks(self.split_every.unwrap_or(bytes.len()).max(1))
+                .map(<[u8]>::to_vec)
+                .collect();
+        }
         if self.eventstream.is_empty() {
             return self.chunks.iter().map(|c| c.clone().into_bytes()).collect();
         }

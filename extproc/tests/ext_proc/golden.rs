@@ -414,3 +414,24 @@ async fn vertex_embeddings_are_predict_instances() {
 async fn claude_on_vertex_is_raw_predict() {
     check("vertex_anthropic_chat").await;
 }
+
+#[tokio::test]
+async fn a_gzip_encoded_provider_stream_translates_as_the_plain_one() {
+    check("anthropic_chat_stream_gzip").await;
+    let client = |case: &str| {
+        let text = std::fs::read_to_string(testdata().join("out").join(format!("{case}.json")))
+            .expect("golden");
+        let record: serde_json::Value = serde_json::from_str(&text).expect("json");
+        (
+            record["client_response"]["body"]
+                .as_array()
+                .map(|chunks| chunks.iter().filter_map(|c| c.as_str()).collect::<String>()),
+            record["client_response"]["headers"]
+                .get("content-encoding")
+                .cloned(),
+        )
+    };
+    let (gzip_body, encoding) = client("anthropic_chat_stream_gzip");
+    assert_eq!(gzip_body, client("anthropic_chat_stream").0);
+    assert_eq!(encoding, None, "the client gets the stream decoded");
+}

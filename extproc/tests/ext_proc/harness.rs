@@ -41,12 +41,10 @@ pub fn golden_config() -> Config {
             .expect("test key"),
     })
     .to_string();
-    let text = text
-        .replace("${TOKEN_URL}", &token_endpoint())
-        .replace(
-            "\"${GCP_KEY_FILE}\"",
-            &serde_json::Value::String(key_file).to_string(),
-        );
+    let text = text.replace("${TOKEN_URL}", &token_endpoint()).replace(
+        "\"${GCP_KEY_FILE}\"",
+        &serde_json::Value::String(key_file).to_string(),
+    );
     Config::from_json(text.as_bytes()).expect("parse config.json")
 }
 
@@ -101,7 +99,11 @@ impl Harness {
         // Minted tokens first, so no case races its credential.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let runtime = store.load();
-        for credential in runtime.backends.values().filter_map(|b| b.credential.as_ref()) {
+        for credential in runtime
+            .backends
+            .values()
+            .filter_map(|b| b.credential.as_ref())
+        {
             if !matches!(
                 credential,
                 extproc::config::Credential::Gcp(_) | extproc::config::Credential::Azure(_)

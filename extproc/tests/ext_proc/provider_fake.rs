@@ -169,7 +169,11 @@ pub fn verify(config: &Config, record: &Value) -> Result<(), String> {
                 return Err("a Vertex backend needs GCPCredentials".into());
             };
             let bearer = format!("Bearer {}", super::harness::GOLDEN_GCP_TOKEN);
-            expect(header("authorization"), Some(bearer.as_str()), "authorization")?;
+            expect(
+                header("authorization"),
+                Some(bearer.as_str()),
+                "authorization",
+            )?;
             let publisher = if backend.schema.name == "GCPVertexAI" {
                 "google"
             } else {
@@ -189,14 +193,20 @@ pub fn verify(config: &Config, record: &Value) -> Result<(), String> {
             }
             let body = &request["body"];
             let allowed: &[&str] = if publisher == "google" {
-                &["generateContent", "streamGenerateContent?alt=sse", "predict"]
+                &[
+                    "generateContent",
+                    "streamGenerateContent?alt=sse",
+                    "predict",
+                ]
             } else {
                 &["rawPredict", "streamRawPredict"]
             };
             if !allowed.contains(&action) {
                 return Err(format!("Vertex method {action} is not one of {allowed:?}"));
             }
-            if body.get("model").is_some() || (body.get("messages").is_some() && publisher == "google") {
+            if body.get("model").is_some()
+                || (body.get("messages").is_some() && publisher == "google")
+            {
                 return Err("a Vertex body names no model (and Gemini takes contents)".into());
             }
             match action {
