@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use build::{
     AwsCredential, AzureCredential, Backend, BackendRef, BodyMutation, BuildOutput, ConfigError,
-    Credential, GcpCredential, HeaderMutation, ListedModel, ObjectKind, Route, Rule, RuntimeConfig,
-    SUPPORTED_SCHEMAS, Schema,
+    Credential, CredentialOverride, GcpCredential, HeaderMutation, ListedModel, ObjectKind, Route,
+    Rule, RuntimeConfig, SUPPORTED_SCHEMAS, Schema,
 };
 pub use store::ConfigStore;
 
@@ -98,6 +98,21 @@ pub struct BackendConfig {
     pub body_mutation: Option<BodyMutationConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialConfig>,
+    /// Clients may bring their own credential (`credentialOverride.fromRequestHeaders`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_override: Option<CredentialOverrideConfig>,
+}
+
+/// Where a client's own credential comes from, and whether the configured one stands in
+/// when the client sends none.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialOverrideConfig {
+    /// The request header; the provider's own credential header when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub fallback_to_configured: bool,
 }
 
 /// The API a backend speaks. `name` is a string so an unsupported schema is an error on that

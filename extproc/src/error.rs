@@ -89,6 +89,8 @@ pub enum Error {
     UnknownBackend { backend: String, version: String },
     #[error("backend {backend} has no usable upstream credential")]
     MissingCredential { backend: String },
+    #[error("this backend takes the caller's own credential in the {header} header")]
+    ClientCredentialRequired { header: String },
     #[error("backend {backend} ({schema}) cannot serve {path}")]
     UnsupportedTranslation {
         backend: String,
@@ -112,7 +114,7 @@ impl Error {
             | Error::MissingBody
             | Error::UnsupportedTranslation { .. }
             | Error::TranslateRequest { .. } => 400,
-            Error::MissingCredential { .. } => 401,
+            Error::MissingCredential { .. } | Error::ClientCredentialRequired { .. } => 401,
             Error::MethodNotAllowed { .. } => 405,
             Error::BodyTooLarge { .. } => 413,
             Error::UnsupportedContentType { .. } => 415,
@@ -142,6 +144,7 @@ impl Error {
             Error::BodyTooLarge { .. } => "request_too_large",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::MissingCredential { .. } => "missing_upstream_credential",
+            Error::ClientCredentialRequired { .. } => "missing_client_credential",
             Error::UnknownBackend { .. } => "backend_not_ready",
             Error::UnsupportedTranslation { .. } => "unsupported_api_for_model",
             Error::ParseConfig { .. }

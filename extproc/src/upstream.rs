@@ -176,11 +176,13 @@ impl UpstreamLeg {
             route_name = Some(route.name.clone());
             rule = Some(index);
         }
+        let client_credential = client_credential(&backend, &headers)?;
         let token = backend
             .credential
             .as_ref()
+            .filter(|_| client_credential.is_none())
             .and_then(|c| self.store.tokens().token(c));
-        inject_credential(&mut changes, &backend, token)?;
+        inject_credential(&mut changes, &backend, token, client_credential)?;
         body_mutations.retain(|m| !m.is_empty());
 
         // The path; a translated request's is known once its body is read.
@@ -604,6 +606,42 @@ fn finish_request(plan: &Plan, upstream: translate::UpstreamRequest) -> Result<P
     )))
 }
 
+/// A credential the caller brought under `credentialOverride`.
+struct ClientCredential {
+    /// The request header it came in.
+    from: String,
+    value: String,
+}
+
+/// The header a provider reads its credential from.
+fn provider_credential_header(schema: &Schema) -> &'static str {
+    match schema {
+        Schema::Anthropic { .. } => keys::X_API_KEY_HEADER,
+        Schema::AzureOpenAI { .. } => keys::AZURE_API_KEY_HEADER,
+        _ => keys::AUTHORIZATION_HEADER,
+    }
+}
+
+/// The caller's own credential, when the backend lets clients bring one and this one did;
+/// a 401 when the backend requires it and it is missing.
+fn client_credential(backend: &Backend, headers: &Headers) -> Result<Option<ClientCredential>> {
+    let Some(policy) = &backend.credential_override else {
+        return Ok(None);
+    };
+    let from = policy
+        .header
+        .clone()
+        .unwrap_or_else(|| provider_credential_header(&backend.schema).to_string());
+    match headers.get(&from).map(str::trim).filter(|v| !v.is_empty()) {
+        Some(value) => Ok(Some(ClientCredential {
+            value: value.to_string(),
+            from,
+        })),
+        None if policy.fallback_to_configured && backend.credential.is_some() => Ok(None),
+        None => Err(Error::ClientCredentialRequired { header: from }),
+    }
+}
+
 /// The project and region of a GCP backend's credential.
 fn gcp_location(backend: &Backend) -> Result<(String, String)> {
     match &backend.credential {
@@ -671,12 +709,25 @@ fn inject_credential(
     changes: &mut HeaderChanges,
     backend: &Backend,
     token: Option<String>,
+    client: Option<ClientCredential>,
 ) -> Result<()> {
     for name in keys::CLIENT_CREDENTIAL_HEADERS
         .iter()
         .chain(keys::AWS_SIGNING_HEADERS)
     {
         changes.remove(name);
+    }
+    if let Some(client) = client {
+        // The caller's own credential, in the provider's own header.
+        changes.remove(&client.from);
+        let header = provider_credential_header(&backend.schema);
+        let value = if header == keys::AUTHORIZATION_HEADER && !client.value.contains(' ') {
+            format!("Bearer {}", client.value)
+        } else {
+            client.value
+        };
+        changes.set(header, value);
+        return Ok(());
     }
     match (&backend.credential, &backend.schema) {
         (None, _) => {}
@@ -729,6 +780,7 @@ mod tests {
             header_mutation: HeaderMutation::default(),
             body_mutation: Default::default(),
             credential: None,
+            credential_override: None,
         }
     }
 
@@ -746,6 +798,60 @@ mod tests {
             upstream_path("/v1/embeddings", &b, ClientApi::OpenAI).ok(),
             Some("/embeddings".to_string())
         );
+    }
+
+    fn request_headers(pairs: &[(&str, &str)]) -> Headers {
+        use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+        Headers::from_map(Some(&HeaderMap {
+            headers: pairs
+                .iter()
+                .map(|(k, v)| HeaderValue {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                    ..Default::default()
+                })
+                .collect(),
+        }))
+    }
+
+    #[test]
+    fn a_client_credential_goes_to_the_providers_own_header_or_is_required() {
+        let mut b = backend(Schema::OpenAI {
+            prefix: "/v1".into(),
+        });
+        b.credential = Some(Credential::ApiKey("sk-configured".into()));
+        b.credential_override = Some(crate::config::CredentialOverride {
+            header: Some("x-user-key".into()),
+            fallback_to_configured: false,
+        });
+        let own = client_credential(&b, &request_headers(&[("x-user-key", "sk-own")]))
+            .expect("allowed")
+            .expect("taken");
+        let mut changes = HeaderChanges::default();
+        inject_credential(&mut changes, &b, None, Some(own)).expect("injects");
+        let debug = format!("{changes:?}");
+        assert!(
+            debug.contains("Bearer sk-own") && !debug.contains("sk-configured"),
+            "{debug}"
+        );
+
+        let missing = client_credential(&b, &request_headers(&[]))
+            .err()
+            .expect("required");
+        assert_eq!(missing.status(), 401);
+
+        b.credential_override = Some(crate::config::CredentialOverride {
+            header: None,
+            fallback_to_configured: true,
+        });
+        assert!(
+            client_credential(&b, &request_headers(&[]))
+                .expect("falls back")
+                .is_none()
+        );
+        let own = client_credential(&b, &request_headers(&[("authorization", "Bearer sk-mine")]))
+            .expect("allowed");
+        assert_eq!(own.map(|c| c.value).as_deref(), Some("Bearer sk-mine"));
     }
 
     #[test]

@@ -936,3 +936,52 @@ async fn vertex_embeddings_through_the_openai_sdk() -> Result<()> {
     )
     .await
 }
+
+/// `credentialOverride.fromRequestHeaders`: a caller bringing its own key in `x-user-key`
+/// reaches the provider with it (the configured key stays unused), and one without falls back
+/// to the configured key.
+#[tokio::test]
+async fn a_client_brings_its_own_key_through_credential_override() -> Result<()> {
+    let openai =
+        ReplayProvider::start(vec![(Box::new(|_: &Seen| true), Reply::from_case("chat")?)]).await?;
+    let port = ports::free_port()?;
+    let route = r#"apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata: {name: byok, namespace: default}
+spec:
+  parentRefs: [{name: ai}]
+  rules:
+    - matches: [{headers: [{type: Exact, name: x-ai-eg-model, value: byok}]}]
+      backendRefs: [{name: provider}]
+"#;
+    let policy = "  type: APIKey
+  apiKey: {secretRef: {name: provider-secret}}
+  credentialOverride:
+    fromRequestHeaders: {header: x-user-key, fallbackToConfigured: true}";
+    let backend = manifests::provider_backend(
+        "provider",
+        "{name: OpenAI}",
+        openai.addr(),
+        Some(policy),
+        &[("apiKey", "sk-configured")],
+    );
+    let yaml = [manifests::gateway(port), route.to_string(), backend].join("---\n");
+    let gateway = Gateway::start(&yaml, None).await?;
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let own = sdk::openai(&base, "byok", &[("x-user-key", "sk-users-own")], &["chat"]).await?;
+    assert_eq!(own[0]["ok"], true, "{}\n{}", own[0], gateway.envoy.log());
+    let fallback = sdk::openai(&base, "byok", &[], &["chat"]).await?;
+    assert_eq!(fallback[0]["ok"], true, "{}", fallback[0]);
+    let seen = openai.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].header("authorization"), Some("Bearer sk-users-own"));
+    assert!(
+        seen[0].header("x-user-key").is_none(),
+        "the caller's header is not forwarded"
+    );
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some("Bearer sk-configured")
+    );
+    Ok(())
+}

@@ -6,7 +6,7 @@
 //! lifetime is left (at most five minutes before expiry), and fetches again; a failed fetch is
 //! retried with backoff while the last good token is served until it expires. Requests read the
 //! current token without waiting: before the first token arrives, or once one expired without a
-//! successful refresh, a request gets the extproc's 503 (`backend_not_ready`).
+//! successful refresh, a request gets the extproc's `missing_upstream_credential` error.
 //!
 //! Nothing here logs a secret or a token; errors name the token endpoint and the HTTP status.
 

@@ -114,6 +114,16 @@ pub struct Backend {
     pub header_mutation: HeaderMutation,
     pub body_mutation: BodyMutation,
     pub credential: Option<Credential>,
+    /// Clients may bring their own credential.
+    pub credential_override: Option<CredentialOverride>,
+}
+
+/// `credentialOverride.fromRequestHeaders`, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialOverride {
+    /// Lower-case request header; `None`: the provider's own credential header.
+    pub header: Option<String>,
+    pub fallback_to_configured: bool,
 }
 
 /// The API an upstream speaks, with the path prefix it serves it under (`/v1`).
@@ -599,6 +609,35 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
             }))
         }
     };
+    let credential_override = match &backend.credential_override {
+        None => None,
+        Some(_) if matches!(credential, Some(Credential::Aws(_))) => {
+            return Err(
+                "credentialOverride cannot stand in for AWSCredentials (requests are signed)"
+                    .into(),
+            );
+        }
+        Some(o) => {
+            let header = o
+                .header
+                .as_deref()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty());
+            if let Some(h) = &header
+                && !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!(
+                    "credentialOverride header {h:?} is not a header name"
+                ));
+            }
+            Some(CredentialOverride {
+                header,
+                fallback_to_configured: o.fallback_to_configured,
+            })
+        }
+    };
     if matches!(schema, Schema::GCPAnthropic { .. } | Schema::GCPVertexAI)
         && !matches!(credential, Some(Credential::Gcp(_)))
     {
@@ -613,6 +652,7 @@ fn build_backend(backend: &BackendConfig) -> Result<Backend, String> {
         header_mutation: header_mutation(backend.header_mutation.as_ref())?,
         body_mutation: body_mutation(backend.body_mutation.as_ref())?,
         credential,
+        credential_override,
     })
 }
 

@@ -202,6 +202,27 @@ pub fn request(
             json!({"thinkingBudget": budget, "includeThoughts": true}),
         );
     }
+    match request
+        .response_format
+        .as_ref()
+        .and_then(|f| f["type"].as_str())
+    {
+        Some("json_object") => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+        }
+        Some("json_schema") => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+            let schema = request
+                .response_format
+                .as_ref()
+                .map(|f| f["json_schema"]["schema"].clone())
+                .filter(|s| !s.is_null());
+            if let Some(schema) = schema {
+                config.insert("responseJsonSchema".into(), schema);
+            }
+        }
+        _ => {}
+    }
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
     }
@@ -626,6 +647,22 @@ mod tests {
                 "tools": [{"functionDeclarations": [{"name": "look",
                     "parameters": {"type": "object"}}]}],
                 "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}})
+        );
+    }
+
+    #[test]
+    fn a_json_schema_response_format_becomes_gemini_structured_output() {
+        let request = chat(
+            json!({"model": "g", "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "out",
+                "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}}),
+        );
+        let upstream = super::request(&request, "p", "r", "g").expect("translates");
+        let body: Value = serde_json::from_slice(&upstream.body).expect("json");
+        assert_eq!(
+            body["generationConfig"],
+            json!({"responseMimeType": "application/json", "responseJsonSchema":
+                {"type": "object", "properties": {"a": {"type": "integer"}}}})
         );
     }
 

@@ -45,6 +45,10 @@ pub struct ChatRequest {
     pub user: Option<String>,
     #[serde(default)]
     pub n: Option<u32>,
+    /// `{"type": "json_object"}` or `{"type": "json_schema", "json_schema": {"schema": …}}`;
+    /// providers with structured output get its equivalent.
+    #[serde(default)]
+    pub response_format: Option<Value>,
 }
 
 impl ChatRequest {

@@ -6,7 +6,8 @@
 
 use extproc::config::{
     BackendConfig, BackendRefConfig, BodyMutationConfig, Config, CostConfig, CredentialConfig,
-    HeaderMutationConfig, ObjectKind, RouteConfig, RuleConfig, SUPPORTED_SCHEMAS, SchemaConfig,
+    CredentialOverrideConfig, HeaderMutationConfig, ObjectKind, RouteConfig, RuleConfig,
+    SUPPORTED_SCHEMAS, SchemaConfig,
 };
 use infergate_crds::ai_gateway::{BackendSecurityPolicyType, HttpBodyMutation, HttpHeaderMutation};
 use infergate_crds::refs::HeaderMatchType;
@@ -182,6 +183,56 @@ fn backend_config(
             .and_then(header_mutation),
         body_mutation: backend.spec.body_mutation.as_ref().and_then(body_mutation),
         credential: credential(cx, key, backend),
+        credential_override: credential_override(cx, key, backend),
+    })
+}
+
+/// `credentialOverride.fromRequestHeaders` of the backend's policy (`fromDynamicMetadata` is a
+/// condition: nothing before the extproc sets such metadata).
+fn credential_override(
+    cx: &mut Cx<'_>,
+    key: &ObjectKey,
+    backend: &AIServiceBackend,
+) -> Option<CredentialOverrideConfig> {
+    let (policy_key, policy) = security_policy(cx.snapshot, key, backend)?;
+    let over = policy.spec.credential_override.as_ref()?;
+    if over.from_dynamic_metadata.is_some() {
+        cx.status.push(
+            policy_key,
+            Condition::fail(
+                reason::ACCEPTED,
+                reason::UNSUPPORTED_VALUE,
+                "credentialOverride.fromDynamicMetadata is not supported; use fromRequestHeaders",
+            )
+            .scoped("credentialOverride"),
+        );
+    }
+    let headers = over.from_request_headers.as_ref()?;
+    Some(CredentialOverrideConfig {
+        header: headers.header.clone(),
+        fallback_to_configured: headers.fallback_to_configured.unwrap_or(false),
+    })
+}
+
+/// The BackendSecurityPolicy that applies to `backend`: the one its
+/// `backendSecurityPolicyRef` names, or one whose `targetRefs` select it.
+fn security_policy<'s>(
+    snapshot: &'s crate::index::IndexSnapshot,
+    key: &ObjectKey,
+    backend: &AIServiceBackend,
+) -> Option<(&'s ObjectKey, &'s BackendSecurityPolicy)> {
+    let by_ref = backend
+        .spec
+        .backend_security_policy_ref
+        .as_ref()
+        .map(|r| r.name.as_str());
+    snapshot.backend_security_policies().find(|(pk, p)| {
+        pk.namespace == key.namespace
+            && (by_ref == Some(pk.name.as_str())
+                || p.spec
+                    .target_refs
+                    .iter()
+                    .any(|t| t.kind == "AIServiceBackend" && t.name == key.name))
     })
 }
 
@@ -192,20 +243,7 @@ fn credential(
     key: &ObjectKey,
     backend: &AIServiceBackend,
 ) -> Option<CredentialConfig> {
-    let snapshot = cx.snapshot;
-    let by_ref = backend
-        .spec
-        .backend_security_policy_ref
-        .as_ref()
-        .map(|r| r.name.as_str());
-    let (policy_key, policy) = snapshot.backend_security_policies().find(|(pk, p)| {
-        pk.namespace == key.namespace
-            && (by_ref == Some(pk.name.as_str())
-                || p.spec
-                    .target_refs
-                    .iter()
-                    .any(|t| t.kind == "AIServiceBackend" && t.name == key.name))
-    })?;
+    let (policy_key, policy) = security_policy(cx.snapshot, key, backend)?;
     let resolved = match policy.spec.type_ {
         BackendSecurityPolicyType::AWSCredentials => aws_credentials(cx, policy_key, policy),
         BackendSecurityPolicyType::GCPCredentials => {
