@@ -27,13 +27,15 @@ enum Provider {
     Anthropic,
     Bedrock,
     AwsAnthropic,
+    Gemini,
 }
 
 impl Provider {
-    const ALL: [Provider; 3] = [
+    const ALL: [Provider; 4] = [
         Provider::Anthropic,
         Provider::Bedrock,
         Provider::AwsAnthropic,
+        Provider::Gemini,
     ];
 
     fn name(self) -> &'static str {
@@ -41,6 +43,7 @@ impl Provider {
             Provider::Anthropic => "Anthropic (Messages)",
             Provider::Bedrock => "AWSBedrock (Converse)",
             Provider::AwsAnthropic => "AWSAnthropic (InvokeModel)",
+            Provider::Gemini => "GCPVertexAI (Gemini)",
         }
     }
 
@@ -49,6 +52,7 @@ impl Provider {
             Provider::Anthropic => ChatProvider::Anthropic,
             Provider::Bedrock => ChatProvider::Bedrock,
             Provider::AwsAnthropic => ChatProvider::AwsAnthropic,
+            Provider::Gemini => ChatProvider::Gemini,
         }
     }
 
@@ -58,6 +62,7 @@ impl Provider {
                 translate::anthropic::from_openai::request(request, "claude", "/v1", None)
             }
             Provider::Bedrock => translate::bedrock::from_openai::request(request, "nova"),
+            Provider::Gemini => translate::gemini::request(request, "project", "region", "gemini"),
             Provider::AwsAnthropic => translate::anthropic::from_openai::request(
                 request, "claude", "", None,
             )
@@ -85,6 +90,12 @@ impl Provider {
                 "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
                 "stopReason": "end_turn",
                 "usage": {"inputTokens": 100, "outputTokens": 50, "totalTokens": 150}}),
+            Provider::Gemini => json!({
+                "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                    "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 50,
+                    "totalTokenCount": 150},
+                "modelVersion": "gemini", "responseId": "r1"}),
         };
         body.to_string().into_bytes()
     }
@@ -131,6 +142,20 @@ impl Provider {
                     frame("chunk", json!({"bytes": bytes}))
                 })
                 .collect(),
+            Provider::Gemini => pieces
+                .iter()
+                .map(|p| {
+                    json!({"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}}],
+                        "modelVersion": "gemini"})
+                })
+                .chain(std::iter::once(
+                    json!({"candidates": [{"content": {"role": "model",
+                    "parts": [{"text": ""}]}, "finishReason": "STOP"}],
+                    "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 50,
+                        "totalTokenCount": 150}}),
+                ))
+                .flat_map(|e| format!("data: {e}\r\n\r\n").into_bytes())
+                .collect(),
             Provider::Bedrock => {
                 let mut out = frame("messageStart", json!({"role": "assistant"}));
                 for p in &pieces {
@@ -153,7 +178,7 @@ impl Provider {
 
     fn stream_content_type(self) -> &'static str {
         match self {
-            Provider::Anthropic => "text/event-stream",
+            Provider::Anthropic | Provider::Gemini => "text/event-stream",
             Provider::Bedrock | Provider::AwsAnthropic => "application/vnd.amazon.eventstream",
         }
     }
