@@ -16,6 +16,7 @@ pub mod anthropic;
 pub mod aws_anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod eventstream;
 pub mod gcp_anthropic;
 pub mod gemini;
 pub mod gzip;

@@ -377,14 +377,10 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
             embeddings: true,
             ..ResponseContext::default()
         });
-        let upstream = translate::UpstreamRequest {
-            path: translate::gemini::embeddings_path(&project, &region, &model),
-            headers: vec![(
-                keys::CONTENT_TYPE_HEADER.to_string(),
-                "application/json".to_string(),
-            )],
+        let upstream = json_request(
+            translate::gemini::embeddings_path(&project, &region, &model),
             body,
-        };
+        );
         return finish_request(plan, upstream);
     }
     if chat.messages {
@@ -417,19 +413,10 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
                 |messages| {
                     let (body, _) =
                         translate::gcp_anthropic::wrap(&messages.body, version.as_deref())?;
-                    Ok(translate::UpstreamRequest {
-                        path: translate::gcp_anthropic::path(
-                            &project,
-                            &region,
-                            &model,
-                            request.stream,
-                        ),
-                        headers: vec![(
-                            keys::CONTENT_TYPE_HEADER.to_string(),
-                            "application/json".to_string(),
-                        )],
+                    Ok(json_request(
+                        translate::gcp_anthropic::path(&project, &region, &model, request.stream),
                         body,
-                    })
+                    ))
                 },
             )
         }
@@ -438,14 +425,10 @@ fn translate_request(plan: &mut Plan, bytes: &[u8]) -> Result<ProcessingResponse
                 |messages| {
                     let (body, _) =
                         translate::aws_anthropic::wrap(&messages.body, version.as_deref())?;
-                    Ok(translate::UpstreamRequest {
-                        path: translate::aws_anthropic::path(&model, request.stream),
-                        headers: vec![(
-                            keys::CONTENT_TYPE_HEADER.to_string(),
-                            "application/json".to_string(),
-                        )],
+                    Ok(json_request(
+                        translate::aws_anthropic::path(&model, request.stream),
                         body,
-                    })
+                    ))
                 },
             )
         }
@@ -488,54 +471,25 @@ fn messages_request(
     match &backend.schema {
         Schema::AWSAnthropic { version } => {
             let (body, stream) = translate::aws_anthropic::wrap(bytes, version.as_deref())?;
-            let upstream = translate::UpstreamRequest {
-                path: translate::aws_anthropic::path(&model, stream),
-                headers: vec![(
-                    keys::CONTENT_TYPE_HEADER.to_string(),
-                    "application/json".to_string(),
-                )],
-                body,
-            };
-            let cx = ResponseContext {
-                model,
-                stream,
-                usage_chunk: false,
-                anthropic_client: true,
-                embeddings: false,
-            };
+            let upstream = json_request(translate::aws_anthropic::path(&model, stream), body);
+            let cx = anthropic_client(model, stream);
             Ok((upstream, cx))
         }
         Schema::GCPAnthropic { version } => {
             let (project, region) = gcp_location(backend)
                 .map_err(|_| translate::RequestError::new("the backend has no GCP project"))?;
             let (body, stream) = translate::gcp_anthropic::wrap(bytes, version.as_deref())?;
-            let upstream = translate::UpstreamRequest {
-                path: translate::gcp_anthropic::path(&project, &region, &model, stream),
-                headers: vec![(
-                    keys::CONTENT_TYPE_HEADER.to_string(),
-                    "application/json".to_string(),
-                )],
+            let upstream = json_request(
+                translate::gcp_anthropic::path(&project, &region, &model, stream),
                 body,
-            };
-            let cx = ResponseContext {
-                model,
-                stream,
-                usage_chunk: false,
-                anthropic_client: true,
-                embeddings: false,
-            };
+            );
+            let cx = anthropic_client(model, stream);
             Ok((upstream, cx))
         }
         Schema::OpenAI { prefix } => {
             let (upstream, stream) =
                 translate::openai::from_anthropic::request(bytes, &model, prefix)?;
-            let cx = ResponseContext {
-                model,
-                stream,
-                usage_chunk: false,
-                anthropic_client: true,
-                embeddings: false,
-            };
+            let cx = anthropic_client(model, stream);
             Ok((upstream, cx))
         }
         other => Err(translate::RequestError::new(format!(
@@ -604,6 +558,28 @@ fn finish_request(plan: &Plan, upstream: translate::UpstreamRequest) -> Result<P
         Some(body),
         false,
     )))
+}
+
+/// A translated request with a JSON body.
+fn json_request(path: String, body: Vec<u8>) -> translate::UpstreamRequest {
+    translate::UpstreamRequest {
+        path,
+        headers: vec![(
+            keys::CONTENT_TYPE_HEADER.to_string(),
+            "application/json".to_string(),
+        )],
+        body,
+    }
+}
+
+/// The response context of an Anthropic Messages client.
+fn anthropic_client(model: String, stream: bool) -> ResponseContext {
+    ResponseContext {
+        model,
+        stream,
+        anthropic_client: true,
+        ..ResponseContext::default()
+    }
 }
 
 /// A credential the caller brought under `credentialOverride`.

@@ -179,24 +179,13 @@ fn sdk_summary(result: &Value) -> Value {
     )
 }
 
-async fn check(provider: Provider) -> Result<()> {
-    let cases: Vec<(String, &str)> = CASES
-        .iter()
-        .map(|(suffix, scenario)| (format!("{}_{suffix}", provider.prefix), *scenario))
-        .filter(|(case, _)| case_exists(case))
-        .collect();
-    assert!(!cases.is_empty(), "{}: no golden cases", provider.prefix);
-    let mut rules: Vec<(Matcher, Reply)> = Vec::new();
-    for (case, _) in &cases {
-        let stream = case.contains("_stream");
-        let tools = case.ends_with("_tools");
-        let matcher: Matcher =
-            Box::new(move |seen: &Seen| streams(seen) == stream && offers_tools(seen) == tools);
-        rules.push((matcher, Reply::from_case(case)?));
-    }
-    let upstream = ReplayProvider::start(rules).await?;
+/// The gateway in front of `upstream` as `provider`, serving `model` on one route.
+async fn serve(
+    provider: &Provider,
+    upstream: &ReplayProvider,
+    model: &str,
+) -> Result<(Gateway, u16)> {
     let port = ports::free_port()?;
-    let model = format!("{}-model", provider.prefix);
     let route = format!(
         r#"apiVersion: aigateway.envoyproxy.io/v1beta1
 kind: AIGatewayRoute
@@ -221,7 +210,43 @@ spec:
         &secret,
     );
     let yaml = [manifests::gateway(port), route, backend].join("---\n");
-    let gateway = Gateway::start(&yaml, None).await?;
+    Ok((Gateway::start(&yaml, None).await?, port))
+}
+
+/// Every request the provider got carries its credential and never the client's key.
+fn check_requests(provider: &Provider, seen: &[Seen]) {
+    for request in seen {
+        for (name, value) in &request.headers {
+            assert!(
+                !value.to_str().unwrap_or_default().contains(CLIENT_KEY),
+                "{}: the client's key reached the provider in {name}",
+                provider.prefix
+            );
+        }
+        if let Err(problem) = (provider.credential)(request) {
+            panic!("{}: {problem}: {request:?}", provider.prefix);
+        }
+    }
+}
+
+async fn check(provider: Provider) -> Result<()> {
+    let cases: Vec<(String, &str)> = CASES
+        .iter()
+        .map(|(suffix, scenario)| (format!("{}_{suffix}", provider.prefix), *scenario))
+        .filter(|(case, _)| case_exists(case))
+        .collect();
+    assert!(!cases.is_empty(), "{}: no golden cases", provider.prefix);
+    let mut rules: Vec<(Matcher, Reply)> = Vec::new();
+    for (case, _) in &cases {
+        let stream = case.contains("_stream");
+        let tools = case.ends_with("_tools");
+        let matcher: Matcher =
+            Box::new(move |seen: &Seen| streams(seen) == stream && offers_tools(seen) == tools);
+        rules.push((matcher, Reply::from_case(case)?));
+    }
+    let upstream = ReplayProvider::start(rules).await?;
+    let model = format!("{}-model", provider.prefix);
+    let (gateway, port) = serve(&provider, &upstream, &model).await?;
     let base = format!("http://127.0.0.1:{port}/v1");
     let scenarios: Vec<&str> = cases.iter().map(|(_, s)| *s).collect();
     let results = sdk::openai(&base, &model, &[], &scenarios).await?;
@@ -241,18 +266,7 @@ spec:
     }
     let seen = upstream.seen();
     assert_eq!(seen.len(), cases.len(), "one provider request per scenario");
-    for request in &seen {
-        for (name, value) in &request.headers {
-            assert!(
-                !value.to_str().unwrap_or_default().contains(CLIENT_KEY),
-                "{}: the client's key reached the provider in {name}",
-                provider.prefix
-            );
-        }
-        if let Err(problem) = (provider.credential)(request) {
-            panic!("{}: {problem}: {request:?}", provider.prefix);
-        }
-    }
+    check_requests(&provider, &seen);
     Ok(())
 }
 
@@ -550,33 +564,8 @@ async fn check_messages(provider: Provider, cases: &str) -> Result<()> {
         (Box::new(|_: &Seen| true), json_reply),
     ];
     let upstream = ReplayProvider::start(rules).await?;
-    let port = ports::free_port()?;
     let model = format!("{}-model", provider.prefix);
-    let route = format!(
-        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIGatewayRoute
-metadata: {{name: messages, namespace: default}}
-spec:
-  parentRefs: [{{name: ai}}]
-  rules:
-    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {model}}}]}}]
-      backendRefs: [{{name: provider}}]
-"#
-    );
-    let secret: Vec<(&str, &str)> = provider
-        .secret
-        .iter()
-        .map(|(k, v)| (*k, v.as_str()))
-        .collect();
-    let backend = manifests::provider_backend(
-        "provider",
-        provider.schema,
-        upstream.addr(),
-        provider.policy,
-        &secret,
-    );
-    let yaml = [manifests::gateway(port), route, backend].join("---\n");
-    let gateway = Gateway::start(&yaml, None).await?;
+    let (gateway, port) = serve(&provider, &upstream, &model).await?;
     let base = format!("http://127.0.0.1:{port}/anthropic");
     let results = sdk::anthropic(&base, &model, &["messages", "messages-stream"]).await?;
     for (case, result) in [cases, stream_case.as_str()].iter().zip(&results) {
@@ -601,18 +590,7 @@ spec:
     }
     let seen = upstream.seen();
     assert_eq!(seen.len(), 2, "one provider request per scenario");
-    for request in &seen {
-        for (name, value) in &request.headers {
-            assert!(
-                !value.to_str().unwrap_or_default().contains(CLIENT_KEY),
-                "{}: the client's key reached the provider in {name}",
-                provider.prefix
-            );
-        }
-        if let Err(problem) = (provider.credential)(request) {
-            panic!("{}: {problem}: {request:?}", provider.prefix);
-        }
-    }
+    check_requests(&provider, &seen);
     Ok(())
 }
 
@@ -647,33 +625,8 @@ async fn the_anthropic_sdk_through_anthropic_messages() -> Result<()> {
 async fn check_embeddings(provider: Provider, case: &str) -> Result<()> {
     let upstream =
         ReplayProvider::start(vec![(Box::new(|_: &Seen| true), Reply::from_case(case)?)]).await?;
-    let port = ports::free_port()?;
     let model = format!("{}-embed", provider.prefix);
-    let route = format!(
-        r#"apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIGatewayRoute
-metadata: {{name: embeddings, namespace: default}}
-spec:
-  parentRefs: [{{name: ai}}]
-  rules:
-    - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {model}}}]}}]
-      backendRefs: [{{name: provider}}]
-"#
-    );
-    let secret: Vec<(&str, &str)> = provider
-        .secret
-        .iter()
-        .map(|(k, v)| (*k, v.as_str()))
-        .collect();
-    let backend = manifests::provider_backend(
-        "provider",
-        provider.schema,
-        upstream.addr(),
-        provider.policy,
-        &secret,
-    );
-    let yaml = [manifests::gateway(port), route, backend].join("---\n");
-    let gateway = Gateway::start(&yaml, None).await?;
+    let (gateway, port) = serve(&provider, &upstream, &model).await?;
     let base = format!("http://127.0.0.1:{port}/v1");
     let results = sdk::openai(&base, &model, &[], &["embeddings"]).await?;
     let result = &results[0];

@@ -8,11 +8,11 @@
 //! so a client of `/anthropic/v1/messages` gets what Anthropic would send, and chat
 //! completions reuse the Anthropic stream translator on it.
 
-use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
-use aws_smithy_types::event_stream::{HeaderValue, Message as Frame};
+use aws_smithy_types::event_stream::Message as Frame;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::translate::eventstream::{Frames, header};
 use crate::translate::{RequestError, ResponseContext, StreamTranslator, anthropic};
 
 /// `anthropic_version` of InvokeModel bodies unless the schema names one.
@@ -89,8 +89,7 @@ fn anthropic_error_type(status: u16, exception: Option<&str>) -> &'static str {
 /// at a time: frames split across chunks wait for their end.
 #[derive(Default)]
 pub struct EventsToSse {
-    decoder: MessageFrameDecoder,
-    buffer: Vec<u8>,
+    frames: Frames,
     done: bool,
 }
 
@@ -100,16 +99,7 @@ impl EventsToSse {
     }
 
     fn frame(&mut self, frame: &Frame, out: &mut Vec<u8>) {
-        let header = |name: &str| {
-            frame
-                .headers()
-                .iter()
-                .find(|h| h.name().as_str() == name)
-                .and_then(|h| match h.value() {
-                    HeaderValue::String(s) => Some(s.as_str().to_string()),
-                    _ => None,
-                })
-        };
+        let header = |name: &str| header(frame, name);
         let payload: &[u8] = frame.payload();
         if header(":message-type").as_deref() == Some("exception") {
             let exception = header(":exception-type");
@@ -143,16 +133,11 @@ impl EventsToSse {
     /// Anthropic SSE for the next bytes of the event stream (maybe none yet).
     pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        self.buffer.extend_from_slice(bytes);
+        self.frames.push(bytes);
         while !self.done {
-            let mut rest: &[u8] = &self.buffer;
-            let before = rest.len();
-            let decoded = self.decoder.decode_frame(&mut rest);
-            let consumed = before - rest.len();
-            self.buffer.drain(..consumed);
-            match decoded {
-                Ok(DecodedFrame::Complete(frame)) => self.frame(&frame, &mut out),
-                Ok(DecodedFrame::Incomplete) => break,
+            match self.frames.next_frame() {
+                Ok(Some(frame)) => self.frame(&frame, &mut out),
+                Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "the Bedrock event stream is corrupt");
                     let error = error_json(
@@ -160,7 +145,6 @@ impl EventsToSse {
                         "the provider's event stream could not be decoded",
                     );
                     out.extend(sse("error", &error));
-                    self.buffer.clear();
                     self.done = true;
                 }
             }
@@ -218,7 +202,7 @@ impl StreamTranslator for ChatStream {
 
 #[cfg(test)]
 mod tests {
-    use aws_smithy_types::event_stream::Header;
+    use aws_smithy_types::event_stream::{Header, HeaderValue};
 
     use super::*;
 

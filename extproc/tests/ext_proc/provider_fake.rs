@@ -85,27 +85,7 @@ pub fn verify(config: &Config, record: &Value) -> Result<(), String> {
                 return Err(format!("Bedrock action {action} is not converse(-stream)"));
             }
             bedrock_body(&request["body"])?;
-            if let Some(CredentialConfig::AwsCredentials {
-                region,
-                access_key_id,
-                secret_access_key,
-                session_token,
-            }) = &backend.credential
-            {
-                let raw = &record["_raw"];
-                sigv4::verify(
-                    &sigv4::Keys {
-                        region,
-                        access_key_id,
-                        secret_access_key,
-                        session_token: session_token.as_deref(),
-                    },
-                    raw["authority"].as_str().unwrap_or_default(),
-                    path,
-                    headers,
-                    raw["body"].as_str().unwrap_or_default().as_bytes(),
-                )?;
-            }
+            verify_signature(backend, record, path, headers)?;
         }
         "AWSAnthropic" => {
             let rest = path
@@ -137,27 +117,7 @@ pub fn verify(config: &Config, record: &Value) -> Result<(), String> {
             if !body["max_tokens"].is_u64() || !body["messages"].is_array() {
                 return Err("an Anthropic body needs max_tokens and messages".into());
             }
-            if let Some(CredentialConfig::AwsCredentials {
-                region,
-                access_key_id,
-                secret_access_key,
-                session_token,
-            }) = &backend.credential
-            {
-                let raw = &record["_raw"];
-                sigv4::verify(
-                    &sigv4::Keys {
-                        region,
-                        access_key_id,
-                        secret_access_key,
-                        session_token: session_token.as_deref(),
-                    },
-                    raw["authority"].as_str().unwrap_or_default(),
-                    path,
-                    headers,
-                    raw["body"].as_str().unwrap_or_default().as_bytes(),
-                )?;
-            }
+            verify_signature(backend, record, path, headers)?;
         }
         "GCPVertexAI" | "GCPAnthropic" => {
             let Some(CredentialConfig::GcpCredentials {
@@ -229,6 +189,37 @@ pub fn verify(config: &Config, record: &Value) -> Result<(), String> {
         other => return Err(format!("no fake for schema {other}")),
     }
     Ok(())
+}
+
+/// Recomputes the SigV4 signature of a backend with AWS keys (others are not signed).
+fn verify_signature(
+    backend: &extproc::config::BackendConfig,
+    record: &Value,
+    path: &str,
+    headers: &Value,
+) -> Result<(), String> {
+    let Some(CredentialConfig::AwsCredentials {
+        region,
+        access_key_id,
+        secret_access_key,
+        session_token,
+    }) = &backend.credential
+    else {
+        return Ok(());
+    };
+    let raw = &record["_raw"];
+    sigv4::verify(
+        &sigv4::Keys {
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token: session_token.as_deref(),
+        },
+        raw["authority"].as_str().unwrap_or_default(),
+        path,
+        headers,
+        raw["body"].as_str().unwrap_or_default().as_bytes(),
+    )
 }
 
 fn expect(got: Option<&str>, want: Option<&str>, name: &str) -> Result<(), String> {

@@ -14,8 +14,7 @@
 //! `inputTokens` does not), the reads in `prompt_tokens_details.cached_tokens`. A stream is
 //! the AWS binary event stream, decoded frame by frame however Envoy splits it.
 
-use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
-use aws_smithy_types::event_stream::{HeaderValue, Message as Frame};
+use aws_smithy_types::event_stream::Message as Frame;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -365,8 +364,7 @@ fn exception_type(exception: &str) -> &'static str {
 
 /// A ConverseStream event stream as OpenAI chunks.
 pub struct Stream {
-    decoder: MessageFrameDecoder,
-    buffer: Vec<u8>,
+    frames: crate::translate::eventstream::Frames,
     writer: ChunkWriter,
     usage_chunk: bool,
     usage: Usage,
@@ -379,8 +377,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(cx: &ResponseContext, id: String, created: i64) -> Stream {
         Stream {
-            decoder: MessageFrameDecoder::new(),
-            buffer: Vec::new(),
+            frames: Default::default(),
             writer: ChunkWriter {
                 id,
                 model: cx.model.clone(),
@@ -403,16 +400,7 @@ impl Stream {
     }
 
     fn frame(&mut self, frame: &Frame, out: &mut Vec<u8>) {
-        let header = |name: &str| {
-            frame
-                .headers()
-                .iter()
-                .find(|h| h.name().as_str() == name)
-                .and_then(|h| match h.value() {
-                    HeaderValue::String(s) => Some(s.as_str().to_string()),
-                    _ => None,
-                })
-        };
+        let header = |name: &str| crate::translate::eventstream::header(frame, name);
         let payload: &[u8] = frame.payload();
         if header(":message-type").as_deref() == Some("exception") {
             let exception = header(":exception-type").unwrap_or_default();
@@ -534,23 +522,17 @@ impl Stream {
 impl StreamTranslator for Stream {
     fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        self.buffer.extend_from_slice(bytes);
+        self.frames.push(bytes);
         while !self.done {
-            let mut rest: &[u8] = &self.buffer;
-            let before = rest.len();
-            let decoded = self.decoder.decode_frame(&mut rest);
-            let consumed = before - rest.len();
-            self.buffer.drain(..consumed);
-            match decoded {
-                Ok(DecodedFrame::Complete(frame)) => self.frame(&frame, &mut out),
-                Ok(DecodedFrame::Incomplete) => break,
+            match self.frames.next_frame() {
+                Ok(Some(frame)) => self.frame(&frame, &mut out),
+                Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "the Bedrock event stream is corrupt");
                     out.extend(openai::error_event(
                         "server_error",
                         "the provider's event stream could not be decoded",
                     ));
-                    self.buffer.clear();
                     self.done = true;
                 }
             }
@@ -571,7 +553,7 @@ impl StreamTranslator for Stream {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use aws_smithy_types::event_stream::Header;
+    use aws_smithy_types::event_stream::{Header, HeaderValue};
 
     /// One ConverseStream event frame.
     pub(crate) fn event(kind: &'static str, payload: Value) -> Vec<u8> {
