@@ -435,3 +435,28 @@ async fn a_gzip_encoded_provider_stream_translates_as_the_plain_one() {
     assert_eq!(gzip_body, client("anthropic_chat_stream").0);
     assert_eq!(encoding, None, "the client gets the stream decoded");
 }
+
+#[tokio::test]
+async fn azure_tool_calls_pass_through_the_deployment_path() {
+    check("azure_chat_tools").await;
+}
+
+#[tokio::test]
+async fn azure_streams_pass_through_the_deployment_path() {
+    check("azure_chat_stream").await;
+}
+
+#[tokio::test]
+async fn azure_streamed_tool_calls_keep_the_asked_usage() {
+    check("azure_chat_stream_tools").await;
+}
+
+#[tokio::test]
+async fn aws_anthropic_tools_become_tool_use_and_back() {
+    check("aws_anthropic_chat_tools").await;
+}
+
+#[tokio::test]
+async fn aws_anthropic_streamed_tool_use_becomes_tool_call_deltas() {
+    check("aws_anthropic_chat_stream_tools").await;
+}
