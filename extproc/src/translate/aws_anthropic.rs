@@ -33,6 +33,19 @@ pub fn wrap(body: &[u8], version: Option<&str>) -> Result<(Vec<u8>, bool), Reque
     let mut object: serde_json::Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| RequestError::new(format!("the Messages body is not a JSON object: {e}")))?;
     object.remove("model");
+    let by_url = object
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
+        .any(|block| block["type"] == "image" && block["source"]["type"] == "url");
+    if by_url {
+        return Err(RequestError::new(
+            "Claude on AWS Bedrock takes images inline (data: URLs or base64), not by URL",
+        ));
+    }
     let stream = object
         .remove("stream")
         .is_some_and(|s| s == Value::Bool(true));

@@ -460,3 +460,43 @@ async fn aws_anthropic_tools_become_tool_use_and_back() {
 async fn aws_anthropic_streamed_tool_use_becomes_tool_call_deltas() {
     check("aws_anthropic_chat_stream_tools").await;
 }
+
+#[tokio::test]
+async fn claude_on_vertex_streams_are_stream_raw_predict() {
+    check("vertex_anthropic_chat_stream").await;
+}
+
+#[tokio::test]
+async fn claude_on_vertex_takes_tools() {
+    check("vertex_anthropic_chat_tools").await;
+}
+
+#[tokio::test]
+async fn claude_on_vertex_takes_system_prompts() {
+    check("vertex_anthropic_chat_system").await;
+}
+
+#[tokio::test]
+async fn anthropic_messages_reach_claude_on_vertex_rewrapped() {
+    check("vertex_anthropic_messages").await;
+}
+
+#[tokio::test]
+async fn anthropic_message_streams_from_vertex_pass_as_they_are() {
+    check("vertex_anthropic_messages_stream").await;
+}
+
+#[tokio::test]
+async fn claude_on_bedrock_keeps_multi_turn_roles() {
+    check("aws_anthropic_chat_multi_turn").await;
+}
+
+#[tokio::test]
+async fn claude_on_bedrock_takes_images() {
+    check("aws_anthropic_chat_image").await;
+}
+
+#[tokio::test]
+async fn an_image_url_claude_on_bedrock_cannot_fetch_is_a_400_before_the_provider() {
+    check("aws_anthropic_chat_image_url").await;
+}
