@@ -52,6 +52,11 @@ impl Endpoint {
         })
     }
 
+    /// Streams that report usage only when asked (`stream_options.include_usage`).
+    pub fn streams_usage(self) -> bool {
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
+    }
+
     pub fn api(self) -> ClientApi {
         match self {
             Endpoint::Messages | Endpoint::Models(ClientApi::Anthropic) => ClientApi::Anthropic,

@@ -45,6 +45,9 @@ pub struct RouterLeg {
     limit: u64,
     body: Vec<u8>,
     request: Option<ParsedRequest>,
+    /// This leg added `stream_options.include_usage` for the costs; the usage chunk the
+    /// client did not ask for is dropped again on the way back.
+    usage_injected: bool,
     /// Estimates the rate limit filter may have reserved for this request.
     reservation: Reservation,
     response: Option<ResponseState>,
@@ -86,6 +89,7 @@ impl RouterLeg {
             limit: crate::keys::DEFAULT_REQUEST_BODY_LIMIT,
             body: Vec::new(),
             request: None,
+            usage_injected: false,
             reservation: Reservation::default(),
             response: None,
         }
@@ -215,16 +219,26 @@ impl RouterLeg {
         }
         let bytes = std::mem::take(&mut self.body);
         let parsed = api::parse_request(endpoint, &bytes)?;
-        self.reservation =
-            Reservation::estimate(&self.store.load(), endpoint, &parsed, bytes.len());
+        let config = self.store.load();
+        self.reservation = Reservation::estimate(&config, endpoint, &parsed, bytes.len());
         let mut changes = HeaderChanges::default();
         changes.set(keys::MODEL_HEADER, parsed.model.clone());
         changes.set(keys::ORIGINAL_PATH_HEADER, self.path.clone());
+        let mut body = None;
         if self.api == ClientApi::OpenAI && parsed.stream && !parsed.include_usage {
             changes.set(keys::STREAM_WITHOUT_USAGE_HEADER, "true");
+            // Costs need the usage a stream reports only when asked. Asking here, before
+            // routing, serves every backend the same way, including those Envoy reaches
+            // without the upstream leg (DESIGN.md §4).
+            if endpoint.streams_usage() && !config.costed.for_model(&parsed.model).is_empty() {
+                let injected = api::openai::with_usage_requested(&bytes)?;
+                changes.set(keys::CONTENT_LENGTH_HEADER, injected.len().to_string());
+                body = Some(injected);
+                self.usage_injected = true;
+            }
         }
         self.request = Some(parsed);
-        let mut response = envoy::request_body(envoy::common(changes, None, true));
+        let mut response = envoy::request_body(envoy::common(changes, body, true));
         response.dynamic_metadata = self.reservation.request_metadata();
         Ok(response)
     }
@@ -271,7 +285,8 @@ impl RouterLeg {
             .get(keys::MODEL_OVERRIDE_HEADER)
             .map(str::to_string)
             .or_else(|| found.and_then(|(_, _, r)| r.model_name_override.clone()));
-        let usage_injected = headers.get(keys::USAGE_INJECTED_HEADER) == Some("true")
+        let usage_injected = self.usage_injected
+            || headers.get(keys::USAGE_INJECTED_HEADER) == Some("true")
             || (found.is_some_and(|(route, _, _)| !route.costs.is_empty())
                 && backend.as_ref().is_some_and(|b| {
                     matches!(b.schema, Schema::OpenAI { .. } | Schema::AzureOpenAI { .. })

@@ -29,6 +29,22 @@ pub fn error_body(status: u16, code: &str, message: &str) -> Vec<u8> {
 }
 
 /// `GET /v1/models`: `{"object":"list","data":[{"id","object":"model","created","owned_by"}]}`.
+/// The request body with `stream_options.include_usage` set, everything else kept.
+pub fn with_usage_requested(body: &[u8]) -> crate::Result<Vec<u8>> {
+    let mut object = crate::mutation::JsonObject::parse(body)
+        .map_err(|source| crate::Error::InvalidJson { source })?;
+    object
+        .set(
+            &["stream_options".to_string(), "include_usage".to_string()],
+            &Value::Bool(true),
+        )
+        .map_err(|_| crate::Error::InvalidField {
+            field: "stream_options",
+            expected: "an object",
+        })?;
+    Ok(object.to_vec())
+}
+
 pub fn models_body(models: &[ListedModel]) -> Vec<u8> {
     let data: Vec<Value> = models
         .iter()

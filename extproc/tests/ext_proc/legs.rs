@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingRequest;
 
 use super::exchange::{self, Case};
 use super::harness::{
-    Harness, apply_headers, get, golden_config, headers, host_attributes, immediate,
+    Harness, apply_body, apply_headers, get, golden_config, headers, host_attributes, immediate,
     immediate_json, metadata_json, request_body, request_headers, response_body, response_headers,
     testdata,
 };
@@ -92,6 +92,64 @@ async fn router_leg_reads_the_backend_from_response_attributes() {
     assert_eq!(ours["route_name"], "default/chat");
     assert_eq!(ours["llm_total_token"], 5.0);
     assert_eq!(ours["weighted"], 14.0);
+}
+
+/// Envoy reaches a plain OpenAI backend without the upstream leg (its cluster injects the key
+/// natively), so the router leg asks for the stream's usage itself and drops the usage chunk
+/// the client did not ask for.
+#[tokio::test]
+async fn router_leg_asks_for_stream_usage_itself_when_costs_need_it() {
+    let harness = Harness::start().await;
+    let mut router = harness.open("router").await;
+    let mut sent = chat_headers();
+    let _ = router.send(request_headers(&sent, false)).await;
+    let body = br#"{"model":"gpt-4o","stream":true,"messages":[]}"#;
+    let answer = router.send(request_body(body, true)).await;
+    apply_headers(&mut sent, &answer);
+    let upstream_body = apply_body(body, &answer);
+    let json: serde_json::Value = serde_json::from_slice(&upstream_body).expect("json");
+    assert_eq!(json["stream_options"]["include_usage"], true);
+    assert_eq!(json["messages"], serde_json::json!([]));
+    assert_eq!(
+        get(&sent, "content-length"),
+        Some(upstream_body.len().to_string().as_str())
+    );
+
+    let mut message = response_headers(
+        &headers(&[(":status", "200"), ("content-type", "text/event-stream")]),
+        false,
+    );
+    message.attributes = host_attributes("default/openai", "default/chat", 0);
+    let _ = router.send(message).await;
+    let chunks = concat!(
+        "data: {\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        "data: {\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3,\"total_tokens\":5}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let answer = router.send(response_body(chunks.as_bytes(), true)).await;
+    let client = String::from_utf8(apply_body(chunks.as_bytes(), &answer)).expect("utf-8");
+    assert!(client.contains("Hi"), "{client}");
+    assert!(!client.contains("usage"), "{client}");
+    assert!(client.ends_with("data: [DONE]\n\n"), "{client}");
+    assert_eq!(
+        metadata_json(&answer)["io.envoy.ai_gateway"]["llm_total_token"],
+        5.0
+    );
+}
+
+/// Without costs for the model nothing is injected: the body goes on as the client sent it.
+#[tokio::test]
+async fn router_leg_leaves_streams_alone_when_no_costs_apply() {
+    let mut config = golden_config();
+    for route in &mut config.routes {
+        route.llm_request_costs.clear();
+    }
+    let harness = Harness::with_config(&config).await;
+    let mut router = harness.open("router").await;
+    let _ = router.send(request_headers(&chat_headers(), false)).await;
+    let body = br#"{"model":"gpt-4o","stream":true}"#;
+    let answer = router.send(request_body(body, true)).await;
+    assert_eq!(apply_body(body, &answer), body.to_vec());
 }
 
 #[tokio::test]
