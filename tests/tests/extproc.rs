@@ -515,12 +515,14 @@ async fn extproc_metrics_count_every_request_and_its_tokens() -> Result<()> {
         prom::sum(&text, ttft, &[("gen_ai_request_model", EMBED)]),
         0.0
     );
-    // One upstream-leg stream per attempt (no retries here); router-leg streams also answered
-    // the models lists the stack's start-up polled.
+    // One upstream-leg stream per attempt (no retries here) to the aliased model, whose
+    // override rewrites the body; the embeddings rule's plain OpenAI backend is reached
+    // without the leg (Envoy injects its key). Router-leg streams also answered the models
+    // lists the stack's start-up polled.
     let streams = "infergate_extproc_streams_total";
     assert_eq!(
         prom::sum(&text, streams, &[("leg", "upstream")]),
-        6.0,
+        chats,
         "{text}"
     );
     assert!(

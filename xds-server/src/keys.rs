@@ -8,8 +8,9 @@ pub const MODEL_HEADER: &str = "x-ai-eg-model";
 pub use extproc::keys::{
     AI_GATEWAY_METADATA_NAMESPACE, ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE,
     BACKEND_METADATA_NAME, BACKEND_METADATA_NAMESPACE, BACKEND_METADATA_ROUTE,
-    BACKEND_METADATA_RULE, LEG_GRPC_METADATA, LEG_ROUTER, LEG_UPSTREAM, METADATA_RESERVE_SUFFIX,
-    METADATA_RESERVED_SUFFIX,
+    BACKEND_METADATA_RULE, CLIENT_CREDENTIAL_HEADERS, INTERNAL_HEADERS, LEG_GRPC_METADATA,
+    LEG_ROUTER, LEG_UPSTREAM, METADATA_RESERVE_SUFFIX, METADATA_RESERVED_SUFFIX,
+    ORIGINAL_PATH_HEADER,
 };
 
 /// Endpoint metadata namespace Envoy reads to pick one of a cluster's `transport_socket_matches`.
@@ -35,6 +36,15 @@ pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const EXTPROC_ROUTER_FILTER: &str = "infergate.extproc.router";
 /// Name of the upstream-leg ext_proc filter in AI rule clusters.
 pub const EXTPROC_UPSTREAM_FILTER: &str = "infergate.extproc.upstream";
+/// Header mutation and credential filters of clusters that need no upstream leg for OpenAI
+/// requests.
+pub const NATIVE_HEADERS_FILTER: &str = "infergate.upstream.headers";
+pub const NATIVE_CREDENTIAL_FILTER: &str = "infergate.upstream.credential";
+/// SDS name of a backend's injected credential: this prefix and the backend's `namespace/name`.
+pub const CREDENTIAL_SECRET_PREFIX: &str = "infergate/credential/";
+/// Path prefix of the OpenAI API; requests with another original path still go through the
+/// upstream leg on a native cluster (they need translating).
+pub const OPENAI_PATH_PREFIX: &str = "/v1/";
 /// Cluster Envoy reaches the extproc through.
 pub const EXTPROC_CLUSTER: &str = "infergate/extproc";
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use extproc::keys::{CONFIG_RESOURCE_NAME, CONFIG_TYPE_URL};
 use infergate_ads::{Snapshot, SnapshotSet, XdsResource, type_url};
 
-use crate::translate::build::{cluster, endpoint, listener, pack, route};
+use crate::translate::build::{cluster, endpoint, listener, native_upstream, pack, route};
+use crate::translate::ir::ClusterProtocolIr;
 use crate::translate::{Translation, XdsIr};
 
 type Key = (&'static str, String);
@@ -85,6 +86,15 @@ impl Publisher {
         for c in &ir.clusters {
             add(type_url::CLUSTER, &c.name, version(c), &|| {
                 pack(&cluster::cluster(c))
+            });
+        }
+        // Keys injected by Envoy come as SDS secrets (redacted in Envoy's config dump).
+        for secret in ir.clusters.iter().filter_map(|c| match &c.protocol {
+            ClusterProtocolIr::NativeUpstream(n) => n.credential.as_ref(),
+            _ => None,
+        }) {
+            add(type_url::SECRET, &secret.name, version(secret), &|| {
+                pack(&native_upstream::secret(secret))
             });
         }
         for e in &ir.endpoints {

@@ -20,6 +20,7 @@ mod endpoint_slices;
 mod extproc_config;
 mod gateway;
 mod http_route;
+mod native_upstream;
 mod rate_limit;
 mod refs;
 mod regex_check;
@@ -185,6 +186,9 @@ pub fn translate(snapshot: &IndexSnapshot, options: &Options) -> Translation {
         .extproc
         .as_ref()
         .map(|e| extproc_config::build(&mut cx, e.body_limit));
+    if let Some(config) = &extproc {
+        native_upstream::apply(config, &mut routes);
+    }
     pool::report(&mut cx);
     let rate_limits = rate_limit::compile(&mut cx);
     let retries = retry::compile(&mut cx);

@@ -7,6 +7,7 @@ pub mod epp;
 pub mod extproc;
 pub mod listener;
 pub mod local_reply;
+pub mod native_upstream;
 pub mod ratelimit;
 pub mod route;
 

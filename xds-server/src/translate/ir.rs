@@ -273,6 +273,43 @@ pub enum ClusterProtocolIr {
     Http2,
     /// HTTP/1.1 with the extproc's upstream leg before the codec (AI rule clusters).
     UpstreamExtproc(ExtprocIr),
+    /// HTTP/1.1 to one plain OpenAI-schema backend: Envoy's own filters do what the upstream
+    /// leg would for OpenAI requests (headers, key), and the leg runs only for the requests
+    /// it has to translate.
+    NativeUpstream(NativeUpstreamIr),
+}
+
+/// The upstream leg's work for an OpenAI request to a plain OpenAI backend, as Envoy filters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NativeUpstreamIr {
+    /// Still run for requests whose original path is not an OpenAI one (`/v1/...`).
+    pub extproc: ExtprocIr,
+    /// Request headers removed: internal ones, client credentials, `accept-encoding` and
+    /// the mutations' removals.
+    pub remove: Vec<String>,
+    /// Request headers set, in order (the mutations' `set`).
+    pub set: Vec<(String, String)>,
+    /// Injected from an SDS secret, so the key never shows in Envoy's config dump.
+    pub credential: Option<SecretIr>,
+}
+
+/// A header value Envoy injects from an SDS generic secret.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SecretIr {
+    /// The SDS resource name.
+    pub name: String,
+    pub header: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretIr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretIr")
+            .field("name", &self.name)
+            .field("header", &self.header)
+            .field("value", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -20,9 +20,11 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::pb::google::protobuf::{Struct, UInt32Value};
 
-use super::{duration, endpoint, epp, extproc, pack, string_value};
+use super::{duration, endpoint, epp, extproc, native_upstream, pack, string_value};
 use crate::keys::SYSTEM_CA_BUNDLE;
-use crate::translate::ir::{CaIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, TlsIr};
+use crate::translate::ir::{
+    CaIr, ClusterIr, ClusterProtocolIr, DiscoveryIr, NativeUpstreamIr, TlsIr,
+};
 
 pub fn cluster(ir: &ClusterIr) -> Cluster {
     // Pool clusters pick the host the endpoint picker names; the rest weigh localities.
@@ -53,12 +55,20 @@ pub fn cluster(ir: &ClusterIr) -> Cluster {
                 extproc::upstream_protocol_options(e),
             )]
             .into(),
+            ClusterProtocolIr::NativeUpstream(n) => [(
+                extproc::HTTP_PROTOCOL_OPTIONS.to_string(),
+                extproc::http1_with_filters(native_upstream::filters(n)),
+            )]
+            .into(),
         },
         // Buffered request bodies for the extproc pass through upstream connections too.
         per_connection_buffer_limit_bytes: match &ir.protocol {
-            ClusterProtocolIr::UpstreamExtproc(e) => u32::try_from(e.body_limit)
-                .ok()
-                .map(|value| UInt32Value { value }),
+            ClusterProtocolIr::UpstreamExtproc(e)
+            | ClusterProtocolIr::NativeUpstream(NativeUpstreamIr { extproc: e, .. }) => {
+                u32::try_from(e.body_limit)
+                    .ok()
+                    .map(|value| UInt32Value { value })
+            }
             _ => None,
         },
         ..Default::default()

@@ -129,31 +129,40 @@ pub fn disabled_on_route() -> Any {
 /// Upstream protocol options of an AI rule cluster: HTTP/1.1 upstream, with the upstream leg
 /// (which learns its backend from the host's metadata) before the codec.
 pub fn upstream_protocol_options(ir: &ExtprocIr) -> Any {
-    let upstream_leg = ExternalProcessor {
+    let leg = HttpFilter {
+        name: EXTPROC_UPSTREAM_FILTER.into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack(&upstream_leg(
+            ir,
+        )))),
+        ..Default::default()
+    };
+    http1_with_filters(vec![leg])
+}
+
+/// The upstream-leg ext_proc filter config.
+pub fn upstream_leg(ir: &ExtprocIr) -> ExternalProcessor {
+    ExternalProcessor {
         request_attributes: host_attributes(),
         ..processor(ir, LEG_UPSTREAM, upstream_mode())
-    };
-    let options = HttpProtocolOptions {
+    }
+}
+
+/// Upstream protocol options: HTTP/1.1, with `filters` before the codec.
+pub fn http1_with_filters(mut filters: Vec<HttpFilter>) -> Any {
+    filters.push(HttpFilter {
+        name: "envoy.filters.http.upstream_codec".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack(
+            &UpstreamCodec {},
+        ))),
+        ..Default::default()
+    });
+    pack(&HttpProtocolOptions {
         upstream_protocol_options: Some(explicit(ProtocolConfig::HttpProtocolOptions(
             Default::default(),
         ))),
-        http_filters: vec![
-            HttpFilter {
-                name: EXTPROC_UPSTREAM_FILTER.into(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack(&upstream_leg))),
-                ..Default::default()
-            },
-            HttpFilter {
-                name: "envoy.filters.http.upstream_codec".into(),
-                config_type: Some(http_filter::ConfigType::TypedConfig(pack(
-                    &UpstreamCodec {},
-                ))),
-                ..Default::default()
-            },
-        ],
+        http_filters: filters,
         ..Default::default()
-    };
-    pack(&options)
+    })
 }
 
 /// Protocol options for a gRPC service cluster (HTTP/2 upstream).
