@@ -219,6 +219,16 @@ pub fn headers_only_mode() -> ProcessingMode {
     }
 }
 
+/// The router leg's mode for a small JSON response of known length: the whole body in one
+/// message (streamed, Envoy sends its data and then an empty end-of-stream chunk).
+pub fn buffered_response_mode() -> ProcessingMode {
+    ProcessingMode {
+        request_body_mode: BodySendMode::Buffered as i32,
+        response_body_mode: BodySendMode::Buffered as i32,
+        ..headers_only_mode()
+    }
+}
+
 /// The upstream leg's mode for a request it is done with at its headers: nothing more, not
 /// even the response headers (the router leg learns the backend from Envoy's attributes and
 /// derives what else it needs from the config).

@@ -35,6 +35,10 @@ use crate::{Error, Result, keys};
 /// unread (no usage, no costs).
 const MAX_RESPONSE_READ: usize = 64 * 1024 * 1024;
 
+/// A JSON response up to this `content-length` comes in one buffered message; well under
+/// Envoy's default stream buffer (1 MiB), so buffering never hits the limit.
+const BUFFERED_RESPONSE_MAX: u64 = 256 * 1024;
+
 pub struct RouterLeg {
     store: Arc<ConfigStore>,
     metrics: Metrics,
@@ -320,8 +324,16 @@ impl RouterLeg {
             finished: false,
         };
         let skip_body = matches!(state.reading, Reading::Skip);
+        let small_json = matches!(state.reading, Reading::Json(_))
+            && headers
+                .get(keys::CONTENT_LENGTH_HEADER)
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .is_some_and(|l| l <= BUFFERED_RESPONSE_MAX);
         self.response = Some(state);
         let mut response = envoy::response_headers(envoy::common(changes, None, false));
+        if small_json && !message.end_of_stream {
+            response.mode_override = Some(envoy::buffered_response_mode());
+        }
         if skip_body {
             // Errors and unreadable bodies pass through untouched; the response is over for us.
             response.mode_override = Some(envoy::headers_only_mode());

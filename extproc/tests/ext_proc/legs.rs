@@ -137,6 +137,44 @@ async fn router_leg_asks_for_stream_usage_itself_when_costs_need_it() {
     );
 }
 
+/// A small JSON answer of known length is asked for in one buffered message; a large or
+/// unsized one keeps streaming through (it may exceed what Envoy can buffer).
+#[tokio::test]
+async fn small_json_responses_are_buffered_and_large_ones_stream() {
+    use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::BodySendMode;
+    let harness = Harness::start().await;
+    for (length, buffered) in [
+        (Some("829"), true),
+        (Some("10485760"), false),
+        (None, false),
+    ] {
+        let mut router = routed(&harness, r#"{"model":"gpt-4o"}"#).await;
+        let mut sent = vec![(":status", "200"), ("content-type", "application/json")];
+        if let Some(length) = length {
+            sent.push(("content-length", length));
+        }
+        let mut message = response_headers(&headers(&sent), false);
+        message.attributes = host_attributes("default/openai", "default/chat", 0);
+        let answer = router.send(message).await;
+        let mode = answer
+            .mode_override
+            .map(|m| m.response_body_mode)
+            .unwrap_or(BodySendMode::Streamed as i32);
+        let expected = if buffered {
+            BodySendMode::Buffered
+        } else {
+            BodySendMode::Streamed
+        };
+        assert_eq!(mode, expected as i32, "content-length {length:?}");
+        let body = br#"{"model":"gpt-4o","usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}"#;
+        let answer = router.send(response_body(body, true)).await;
+        assert_eq!(
+            metadata_json(&answer)["io.envoy.ai_gateway"]["llm_total_token"],
+            5.0
+        );
+    }
+}
+
 /// Without costs for the model nothing is injected: the body goes on as the client sent it.
 #[tokio::test]
 async fn router_leg_leaves_streams_alone_when_no_costs_apply() {
