@@ -220,7 +220,8 @@ pub fn headers_only_mode() -> ProcessingMode {
 }
 
 /// The router leg's mode for a small JSON response of known length: the whole body in one
-/// message (streamed, Envoy sends its data and then an empty end-of-stream chunk).
+/// message (streamed, Envoy sends one message per chunk it reads from the upstream, and an
+/// empty end-of-stream one when the end comes apart from the data).
 pub fn buffered_response_mode() -> ProcessingMode {
     ProcessingMode {
         request_body_mode: BodySendMode::Buffered as i32,
