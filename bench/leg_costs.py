@@ -1,9 +1,11 @@
 """Turns a running gateway's Envoy config dump into a static Envoy bootstrap on port 28091,
 with the ext_proc legs cut down as a variant names (see leg_costs.sh).
 
-Variant words, joined with `_`: `noup` drops the upstream leg, `norespbody` stops the router
-leg's response body, `noresp` its response headers and body, `nobody` its request body,
-`noext` drops both legs (plain Envoy with the same routes, clusters and Envoy filters).
+Variant words, joined with `_`: `noup` drops the upstream leg; for the router leg,
+`norespbody` stops its response body, `noresp` its response headers and body, `noresph` its
+response headers only, `nobody` its request body; `noext` drops both legs (plain Envoy with the
+same routes, clusters and Envoy filters). The extproc's per-request mode overrides can turn a
+stopped phase back on; leg_costs.sh prints the messages Envoy sent per request.
 """
 import json
 import sys
@@ -78,6 +80,8 @@ def main(dump_path, variant):
                 mode["response_body_mode"] = "NONE"
             if "norespbody" in words:
                 mode["response_body_mode"] = "NONE"
+            if "noresph" in words:
+                mode["response_header_mode"] = "SKIP"
             if "nobody" in words:
                 mode["request_body_mode"] = "NONE"
 

@@ -13,7 +13,7 @@ work=${WORK:-/tmp/peerbench}
 run=$work/run
 oha=$work/cargo/bin/oha
 [ -x "$oha" ] && [ -f "$run/nginx.conf" ] || { echo "run bash bench/peers.sh once first" >&2; exit 1; }
-variants=${VARIANTS:-full noup noup_norespbody noup_noresp noup_noresp_nobody noext}
+variants=${VARIANTS:-full noup noup_noresp noup_noresp_nobody noext}
 envoy=$("$root/.venv/bin/python" -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 out=$(mktemp -d)
 cleanup() { kill -- -"${gw:-0}" 2>/dev/null || true; pkill -f "nginx -c $run/nginx.conf" || true; [ -n "${KEEP:-}" ] || rm -rf "$out"; }
@@ -45,7 +45,7 @@ gw=$!
 wait_for_200 http://127.0.0.1:28090/v1/chat/completions
 curl -s 'http://127.0.0.1:29911/config_dump?include_eds' >"$out/dump.json"
 
-printf '| variant | req/s | Envoy µs/req | infergate µs/req |\n|---|---:|---:|---:|\n'
+printf '| variant | req/s | ext_proc messages/req | Envoy µs/req | infergate µs/req |\n|---|---:|---:|---:|---:|\n'
 for v in $variants; do
   "$root/.venv/bin/python" "$root/bench/leg_costs.py" "$out/dump.json" "$v" >"$out/$v.yaml"
   setsid taskset -c 0 "$envoy" -c "$out/$v.yaml" --concurrency 1 --base-id 77 -l warning >"$out/$v.log" 2>&1 &
@@ -57,13 +57,15 @@ for v in $variants; do
     -H 'x-ai-eg-model: gpt-4o-mini' -D "$run/req.json" http://127.0.0.1:28091/v1/chat/completions \
     --output-format json >"$out/$v.json"
   e1=$(cpu_ticks $ep); g1=$(cpu_ticks $gw)
+  msgs=$(curl -s localhost:29912/stats | awk -F': ' '/ext_proc.stream_msgs_sent/ {n += $2} END {print n + 0}')
   kill $ep; wait $ep 2>/dev/null || true
-  python3 - "$out/$v.json" "$v" $((e1 - e0)) $((g1 - g0)) "$(getconf CLK_TCK)" <<'PY'
+  python3 - "$out/$v.json" "$v" $((e1 - e0)) $((g1 - g0)) "$(getconf CLK_TCK)" "$msgs" <<'PY'
 import json, sys
 o = json.load(open(sys.argv[1])); v = sys.argv[2]
 n = sum(o["statusCodeDistribution"].values()); tick = 1e6 / int(sys.argv[5])
 bad = {k: c for k, c in o["statusCodeDistribution"].items() if k != "200"}
+# The messages include the few of the readiness probe: a rounding error at thousands of requests.
 print(f"| {v} | {o['summary']['requestsPerSec']:.0f}{' ' + str(bad) if bad else ''} "
-      f"| {int(sys.argv[3]) * tick / n:.0f} | {int(sys.argv[4]) * tick / n:.0f} |")
+      f"| {int(sys.argv[6]) / n:.1f} | {int(sys.argv[3]) * tick / n:.0f} | {int(sys.argv[4]) * tick / n:.0f} |")
 PY
 done
