@@ -126,6 +126,11 @@ fn assert_chat_usage(usage: &Value) {
 
 /// Every cost of the costed route for one chat completion.
 fn assert_chat_costs(line: &Value) {
+    assert_chat_costs_of(line, OVERRIDE);
+}
+
+/// The costs of a chat answered as `model` (the upstream's name after any override).
+fn assert_chat_costs_of(line: &Value, model: &str) {
     let costs = &line["costs"];
     assert_eq!(costs["llm_input_token"], CHAT_USAGE.prompt, "{line}");
     assert_eq!(costs["llm_cached_input_token"], CHAT_USAGE.cached, "{line}");
@@ -139,10 +144,10 @@ fn assert_chat_costs(line: &Value) {
     );
     assert_eq!(costs["backend_name"], BACKEND, "{line}");
     assert_eq!(costs["route_name"], COSTED_ROUTE, "{line}");
-    assert_eq!(costs["model_name_override"], OVERRIDE, "{line}");
+    assert_eq!(costs["model_name_override"], model, "{line}");
     assert_eq!(line["backend"], BACKEND, "{line}");
     assert_eq!(line["route"], COSTED_ROUTE, "{line}");
-    assert_eq!(line["response_model"], answered(OVERRIDE), "{line}");
+    assert_eq!(line["response_model"], answered(model), "{line}");
 }
 
 fn is_chat_line(line: &Value, model: &str, status: u64) -> bool {
@@ -237,6 +242,65 @@ async fn sdk_chat_completions_embeddings_and_models_reach_the_provider_as_it_exp
     assert_eq!(json_of(&seen[2])["encoding_format"], "base64");
     let outputs: Vec<String> = results.iter().map(Value::to_string).collect();
     assert_no_leak(&stack, &outputs);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_plain_openai_backend_gets_its_key_from_envoy_without_the_upstream_leg() -> Result<()> {
+    let (upstream, stack) = start(1, DEFAULT_LIMIT).await?;
+    let bearer = format!("Bearer {CLIENT_KEY}");
+    let response = http::post(
+        &stack.url("/v1/chat/completions"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &bearer),
+            ("x-api-key", CLIENT_KEY),
+            ("api-key", CLIENT_KEY),
+            ("x-infergate-backend", "default/elsewhere"),
+            ("accept-encoding", "gzip"),
+        ],
+        chat_body(INSTRUCT),
+    )
+    .await?;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let seen = upstream.last().context("the provider got nothing")?;
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert_eq!(seen.model().as_deref(), Some(INSTRUCT));
+    assert_eq!(seen.header("x-api-key"), None, "{}", seen.dump());
+    assert_eq!(seen.header("api-key"), None, "{}", seen.dump());
+    assert_eq!(seen.header("accept-encoding"), None, "{}", seen.dump());
+    assert_provider_saw_only_the_gateway_credential(&seen);
+    let line = stack
+        .access_log_line("for the chat", |l| is_chat_line(l, INSTRUCT, 200))
+        .await?;
+    assert_chat_costs_of(&line, INSTRUCT);
+
+    // Envoy's own filters did the upstream leg's work: no upstream-leg stream was opened.
+    let metrics = stack.replicas[0].metrics().await?;
+    let streams = "infergate_extproc_streams_total";
+    assert_eq!(
+        prom::sum(&metrics, streams, &[("leg", "upstream")]),
+        0.0,
+        "{metrics}"
+    );
+    // The key reached Envoy as an SDS secret, which its config dump redacts.
+    let dump = http::get(
+        &format!(
+            "http://{}/config_dump?include_eds",
+            stack.envoy.admin_addr()
+        ),
+        &[],
+    )
+    .await?
+    .text();
+    assert!(
+        dump.contains("infergate/credential/default/openai"),
+        "no SDS secret in the dump"
+    );
+    assert!(
+        !dump.contains(UPSTREAM_KEY),
+        "the key shows in Envoy's config dump"
+    );
     Ok(())
 }
 
@@ -336,6 +400,23 @@ async fn costs_are_charged_in_the_access_log_and_usage_reaches_the_client_only_w
     for line in &lines {
         assert_chat_costs(line);
     }
+
+    // The same on a rule whose plain OpenAI backend Envoy reaches without the upstream leg:
+    // the router leg asks for the usage and hides it again.
+    let native = stack.sdk_ok(INSTRUCT, "chat-stream").await?;
+    assert_eq!(native["content"], CHAT_CONTENT, "{native}");
+    assert_eq!(
+        native["usage_chunks"],
+        json!([]),
+        "usage chunk leaked: {native}"
+    );
+    let sent = json_of(&upstream.last().context("no request")?);
+    assert_eq!(sent["model"], INSTRUCT, "{sent}");
+    assert_eq!(sent["stream_options"]["include_usage"], true, "{sent}");
+    let line = stack
+        .access_log_line("for the native stream", |l| is_chat_line(l, INSTRUCT, 200))
+        .await?;
+    assert_chat_costs_of(&line, INSTRUCT);
 
     // A route without costs: nothing injected, nothing charged, still no usage chunk.
     let free = stack.sdk_ok(FREE, "chat-stream").await?;
