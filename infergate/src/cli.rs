@@ -264,11 +264,21 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             let status = status.context("waiting for Envoy")?;
             anyhow::bail!("envoy exited: {status}")
         }
-        signal = tokio::signal::ctrl_c() => {
-            signal.context("waiting for ctrl-c")?;
+        signal = stop_signal() => {
+            signal.context("waiting for a stop signal")?;
             eprintln!("stopping");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Ctrl-C, or SIGTERM (what `kill` and service managers send): either way Envoy, the sims and
+/// the pickers are stopped and the bootstrap file is removed as `run` returns.
+async fn stop_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = term.recv() => Ok(()),
     }
 }
 

@@ -64,7 +64,9 @@ impl Gateway {
             bail!("the extproc's xDS client stopped");
         }
         let envoy = crate::xds::start_envoy(server.ads_addr, false).await?;
-        crate::xds::wait_synced(&server).await?;
+        crate::xds::wait_synced(&server)
+            .await
+            .with_context(|| format!("envoy log:\n{}", envoy.log()))?;
         Ok(Gateway {
             envoy,
             server,

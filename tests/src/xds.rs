@@ -61,5 +61,17 @@ pub async fn wait_synced(server: &Running) -> Result<()> {
     });
     tokio::time::timeout(DEFAULT_TIMEOUT, acked)
         .await
-        .context("envoy did not ACK the snapshot")
+        .with_context(|| {
+            // What each proxy has of each type (a NACK says why), for the failure message.
+            let proxies: Vec<String> = server
+                .proxies
+                .snapshot()
+                .iter()
+                .map(|p| format!("{} {:?}", p.node_id, p.types))
+                .collect();
+            format!(
+                "envoy did not ACK the snapshot {wanted:?}; proxies: {}",
+                proxies.join("; ")
+            )
+        })
 }

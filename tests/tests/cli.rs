@@ -221,6 +221,21 @@ async fn run_serves_the_quickstart_and_prints_its_url() -> Result<()> {
     ] {
         assert!(ids.contains(&model), "{model} not in {models}");
     }
-    child.kill().await?;
+    // SIGTERM (what `kill` sends) stops it cleanly: a success, and Envoy gone with it.
+    let pid = child.id().context("infergate's pid")?;
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await?;
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .context("infergate run did not stop on SIGTERM")??;
+    assert!(status.success(), "{status}");
+    let admin = format!("http://{envoy_admin}/ready");
+    wait::until("Envoy to stop with it", Duration::from_secs(10), || async {
+        Ok(http::get(&admin, &[]).await.is_err().then_some(()))
+    })
+    .await?;
     Ok(())
 }
