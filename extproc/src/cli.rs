@@ -24,6 +24,10 @@ pub struct Args {
     /// Admin HTTP address (/healthz, /readyz, /metrics).
     #[arg(long, default_value = "127.0.0.1:1064")]
     pub admin_addr: SocketAddr,
+    /// Also serve ext_proc on this Unix socket (for an Envoy on the same machine, which then
+    /// reaches it with the xds-server's `--extproc unix:PATH`).
+    #[arg(long, value_name = "PATH")]
+    pub grpc_unix: Option<PathBuf>,
     /// Config file (JSON, the model the control plane delivers); loaded once at start.
     /// Exclusive with --xds-addr; one of them is required.
     #[arg(long, value_name = "FILE", env = "INFERGATE_EXTPROC_CONFIG")]
@@ -63,6 +67,7 @@ impl Args {
         let options = Options {
             grpc_addr: self.grpc_addr,
             admin_addr: self.admin_addr,
+            grpc_unix: self.grpc_unix,
             trust_backend_header: self.trust_backend_header,
         };
         // OTLP export is on when OTEL_EXPORTER_OTLP_ENDPOINT is set; read once, here.

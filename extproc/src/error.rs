@@ -29,6 +29,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("binding the ext_proc Unix socket {path}")]
+    BindUnix {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid xDS server address {addr:?}")]
     XdsAddress {
         addr: String,
@@ -122,6 +128,7 @@ impl Error {
             Error::ParseConfig { .. }
             | Error::ReadConfig { .. }
             | Error::Bind { .. }
+            | Error::BindUnix { .. }
             | Error::XdsAddress { .. }
             | Error::XdsConnect { .. }
             | Error::XdsStream { .. }
@@ -150,6 +157,7 @@ impl Error {
             Error::ParseConfig { .. }
             | Error::ReadConfig { .. }
             | Error::Bind { .. }
+            | Error::BindUnix { .. }
             | Error::XdsAddress { .. }
             | Error::XdsConnect { .. }
             | Error::XdsStream { .. }

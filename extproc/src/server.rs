@@ -2,6 +2,7 @@
 //! it bound from [`Running::bound`], stop it by dropping [`Running`].
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +12,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
 use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::ConfigStore;
@@ -33,6 +32,9 @@ pub struct Options {
     pub grpc_addr: SocketAddr,
     /// Admin HTTP address: `/metrics`, `/healthz`, `/readyz` (1064 by default).
     pub admin_addr: SocketAddr,
+    /// Also serve ext_proc on this Unix socket (replacing a stale file there), for an Envoy on
+    /// the same machine: cheaper per message than TCP over loopback. Removed on stop.
+    pub grpc_unix: Option<PathBuf>,
     /// Honour `x-infergate-backend` request headers on the upstream leg when Envoy sends no
     /// attributes. For tests without Envoy; never in production (the router leg strips
     /// client copies, but an upstream filter without attributes would then trust a header).
@@ -44,6 +46,7 @@ impl Default for Options {
         Options {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 1063)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 1064)),
+            grpc_unix: None,
             trust_backend_header: false,
         }
     }
@@ -61,6 +64,7 @@ pub struct Running {
     bound: Bound,
     store: Arc<ConfigStore>,
     tasks: Vec<JoinHandle<()>>,
+    unix_socket: Option<PathBuf>,
     /// Flushed and shut down when this is dropped (after the servers stop).
     _otlp: Option<OtlpMetrics>,
 }
@@ -68,6 +72,11 @@ pub struct Running {
 impl Running {
     pub fn bound(&self) -> Bound {
         self.bound
+    }
+
+    /// The Unix socket ext_proc is also served on, if any.
+    pub fn unix_socket(&self) -> Option<&Path> {
+        self.unix_socket.as_deref()
     }
 
     /// The config every stream reads; update it to change routes and backends.
@@ -80,6 +89,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some(path) = &self.unix_socket {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -100,6 +112,10 @@ impl Server {
         otlp: Option<OtlpConfig>,
     ) -> Result<Running> {
         let grpc_listener = bind("ext_proc gRPC", options.grpc_addr).await?;
+        let unix_listener = match &options.grpc_unix {
+            Some(path) => Some(bind_unix(path)?),
+            None => None,
+        };
         let admin_listener = bind("admin HTTP", options.admin_addr).await?;
         let bound = Bound {
             grpc: grpc_listener.local_addr().unwrap_or(options.grpc_addr),
@@ -129,10 +145,22 @@ impl Server {
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
         let mut tasks = Vec::new();
+        if let Some(listener) = unix_listener {
+            let grpc = grpc.clone();
+            tasks.push(tokio::spawn(async move {
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+                let served = grpc_server()
+                    .add_service(grpc)
+                    .serve_with_incoming(incoming)
+                    .await;
+                if let Err(err) = served {
+                    tracing::error!(error = %err, "ext_proc gRPC server (Unix socket) stopped");
+                }
+            }));
+        }
         tasks.push(tokio::spawn(async move {
             let incoming = nodelay(grpc_listener);
-            let served = tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            let served = grpc_server()
                 .add_service(grpc)
                 .serve_with_incoming(incoming)
                 .await;
@@ -146,14 +174,37 @@ impl Server {
                 tracing::error!(error = %err, "admin server stopped");
             }
         }));
-        tracing::info!(grpc = %bound.grpc, admin = %bound.admin, "extproc started");
+        tracing::info!(grpc = %bound.grpc, unix = ?options.grpc_unix, admin = %bound.admin, "extproc started");
         Ok(Running {
             bound,
             store,
             tasks,
+            unix_socket: options.grpc_unix,
             _otlp: otlp,
         })
     }
+}
+
+fn grpc_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)))
+}
+
+/// Binds a Unix socket, replacing a file left by an earlier run that did not stop cleanly.
+fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::BindUnix {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    tokio::net::UnixListener::bind(path).map_err(|source| Error::BindUnix {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {
@@ -177,7 +228,7 @@ struct ExtProcService {
 
 #[tonic::async_trait]
 impl ExternalProcessor for ExtProcService {
-    type ProcessStream = ReceiverStream<std::result::Result<ProcessingResponse, Status>>;
+    type ProcessStream = LegStream;
 
     async fn process(
         &self,
@@ -194,69 +245,103 @@ impl ExternalProcessor for ExtProcService {
             Some(keys::LEG_UPSTREAM) => Some(Leg::Upstream),
             _ => None,
         };
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(8);
-        let store = self.store.clone();
-        let metrics = self.metrics.clone();
-        let trust = self.trust_backend_header;
-        tokio::spawn(async move {
-            let first = match inbound.message().await {
-                Ok(Some(first)) => first,
-                Ok(None) => return,
-                Err(status) => {
-                    tracing::debug!(%status, "ext_proc stream ended before its first message");
-                    return;
-                }
-            };
-            let leg = named.unwrap_or_else(|| {
-                if crate::target::Target::from_attributes(&first.attributes).is_some() {
-                    Leg::Upstream
-                } else {
-                    Leg::Router
-                }
-            });
-            metrics.stream_opened(match leg {
-                Leg::Router => keys::LEG_ROUTER,
-                Leg::Upstream => keys::LEG_UPSTREAM,
-            });
-            match leg {
-                Leg::Router => {
-                    let mut router = RouterLeg::new(store, metrics);
-                    serve(first, &mut inbound, &tx, |m| router.handle(m)).await;
-                    router.close();
-                }
-                Leg::Upstream => {
-                    let mut upstream = UpstreamLeg::new(store, trust);
-                    serve(first, &mut inbound, &tx, |m| upstream.handle(m)).await;
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(LegStream {
+            inbound: request.into_inner(),
+            named,
+            state: None,
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            trust_backend_header: self.trust_backend_header,
+        }))
     }
 }
 
-/// Answers each message in order until Envoy closes the stream or stops listening.
-async fn serve(
-    first: ProcessingRequest,
-    inbound: &mut Streaming<ProcessingRequest>,
-    tx: &mpsc::Sender<std::result::Result<ProcessingResponse, Status>>,
-    mut handle: impl FnMut(ProcessingRequest) -> ProcessingResponse,
-) {
-    let mut next = Some(first);
-    while let Some(message) = next {
-        if message.observability_mode {
-            // Envoy ignores answers in observability mode; handle for usage, answer nothing.
-            let _ = handle(message);
-        } else if tx.send(Ok(handle(message))).await.is_err() {
-            return;
-        }
-        next = match inbound.message().await {
-            Ok(m) => m,
-            Err(status) => {
-                tracing::debug!(%status, "ext_proc stream closed by Envoy");
-                None
+/// One ext_proc stream: each message from Envoy is answered, in order, as the response stream
+/// is polled, so a message costs no task hand-off. Ends when Envoy closes its side or breaks
+/// the stream.
+struct LegStream {
+    inbound: Streaming<ProcessingRequest>,
+    named: Option<Leg>,
+    /// Set by the first message.
+    state: Option<LegState>,
+    store: Arc<ConfigStore>,
+    metrics: Metrics,
+    trust_backend_header: bool,
+}
+
+enum LegState {
+    Router(Box<RouterLeg>),
+    Upstream(Box<UpstreamLeg>),
+}
+
+impl LegStream {
+    fn leg_for(&mut self, first: &ProcessingRequest) -> LegState {
+        let leg = self.named.unwrap_or_else(|| {
+            if crate::target::Target::from_attributes(&first.attributes).is_some() {
+                Leg::Upstream
+            } else {
+                Leg::Router
             }
-        };
+        });
+        self.metrics.stream_opened(match leg {
+            Leg::Router => keys::LEG_ROUTER,
+            Leg::Upstream => keys::LEG_UPSTREAM,
+        });
+        match leg {
+            Leg::Router => LegState::Router(Box::new(RouterLeg::new(
+                self.store.clone(),
+                self.metrics.clone(),
+            ))),
+            Leg::Upstream => LegState::Upstream(Box::new(UpstreamLeg::new(
+                self.store.clone(),
+                self.trust_backend_header,
+            ))),
+        }
+    }
+}
+
+impl tokio_stream::Stream for LegStream {
+    type Item = std::result::Result<ProcessingResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        loop {
+            let message = match std::pin::Pin::new(&mut self.inbound).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(message))) => message,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(status))) => {
+                    tracing::debug!(%status, "ext_proc stream closed by Envoy");
+                    return Poll::Ready(None);
+                }
+            };
+            if self.state.is_none() {
+                let state = self.leg_for(&message);
+                self.state = Some(state);
+            }
+            let observability = message.observability_mode;
+            let response = match self.state.as_mut() {
+                Some(LegState::Router(router)) => router.handle(message),
+                Some(LegState::Upstream(upstream)) => upstream.handle(message),
+                None => return Poll::Ready(None),
+            };
+            // Envoy ignores answers in observability mode; handled for usage, answered with
+            // nothing.
+            if !observability {
+                return Poll::Ready(Some(Ok(response)));
+            }
+        }
+    }
+}
+
+impl Drop for LegStream {
+    fn drop(&mut self) {
+        if let Some(LegState::Router(router)) = &mut self.state {
+            router.close();
+        }
     }
 }
 

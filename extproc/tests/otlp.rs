@@ -357,6 +357,7 @@ async fn a_server_started_with_otlp_serves_and_stops_when_dropped() {
         grpc_addr: "127.0.0.1:0".parse().expect("addr"),
         admin_addr: "127.0.0.1:0".parse().expect("addr"),
         trust_backend_header: true,
+        ..Default::default()
     };
     let running = Server::start_with_otlp(
         options,

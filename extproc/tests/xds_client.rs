@@ -313,6 +313,7 @@ async fn readyz_turns_200_after_the_first_config() {
         grpc_addr: "127.0.0.1:0".parse().expect("addr"),
         admin_addr: "127.0.0.1:0".parse().expect("addr"),
         trust_backend_header: false,
+        ..Default::default()
     };
     let running = Server::start(options, store.clone())
         .await

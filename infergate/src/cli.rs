@@ -62,6 +62,13 @@ pub struct RunArgs {
     /// extproc admin address (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:1064")]
     pub extproc_admin_addr: SocketAddr,
+    /// Unix socket Envoy reaches the extproc on, cheaper per message than TCP (default: a
+    /// file in the temp folder named after this process, removed on exit).
+    #[arg(long, value_name = "PATH")]
+    pub extproc_socket: Option<PathBuf>,
+    /// Envoy reaches the extproc over TCP at --extproc-addr instead of a Unix socket.
+    #[arg(long, conflicts_with = "extproc_socket")]
+    pub no_extproc_socket: bool,
     /// Rate limit service gRPC address (BackendTrafficPolicy rate limits).
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub ratelimit_addr: SocketAddr,
@@ -152,9 +159,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let envoy_bin = envoy::find()?;
     // The extproc first: the translator needs the port it bound.
     let store = extproc::config::ConfigStore::new();
+    let socket = (!args.no_extproc_socket).then(|| {
+        args.extproc_socket.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("infergate-extproc-{}.sock", std::process::id()))
+        })
+    });
     let extproc_options = extproc::server::Options {
         grpc_addr: args.extproc_addr,
         admin_addr: args.extproc_admin_addr,
+        grpc_unix: socket.clone(),
         ..Default::default()
     };
     let extproc = extproc::server::Server::start_with_otlp(
@@ -201,9 +214,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     translate
         .epp_endpoints
         .extend(crate::pools::endpoints(&epps));
-    let grpc = extproc.bound().grpc;
+    let target = match extproc.unix_socket() {
+        Some(path) => format!("{}{}", xds_server::cli::UNIX_PREFIX, path.display()),
+        None => extproc.bound().grpc.to_string(),
+    };
     translate.extproc = Some(
-        xds_server::cli::extproc_options(&grpc.to_string(), args.translate.request_body_limit)
+        xds_server::cli::extproc_options(&target, args.translate.request_body_limit)
             .map_err(anyhow::Error::msg)?,
     );
     if translate.ratelimit.is_none() {

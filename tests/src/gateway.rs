@@ -26,24 +26,29 @@ impl Gateway {
     /// given, the rate limit service wired in. Returns once Envoy has acknowledged the config.
     pub async fn start(manifests: &str, ratelimit: Option<RateLimitOptions>) -> Result<Gateway> {
         let store = extproc::config::ConfigStore::new();
+        let dir = tempfile::tempdir()?;
+        // Envoy reaches the extproc on a Unix socket, as under `infergate run`.
+        let socket = dir.path().join("extproc.sock");
         let extproc = extproc::Server::start(
             extproc::Options {
                 grpc_addr: "127.0.0.1:0".parse()?,
                 admin_addr: "127.0.0.1:0".parse()?,
+                grpc_unix: Some(socket.clone()),
                 ..Default::default()
             },
             store.clone(),
         )
         .await?;
-        let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("gateway.yaml"), manifests)?;
+        let manifests_dir = dir.path().join("manifests");
+        std::fs::create_dir(&manifests_dir)?;
+        std::fs::write(manifests_dir.join("gateway.yaml"), manifests)?;
         let extproc_options = xds_server::cli::extproc_options(
-            &extproc.bound().grpc.to_string(),
+            &format!("{}{}", xds_server::cli::UNIX_PREFIX, socket.display()),
             ExtprocOptions::DEFAULT_BODY_LIMIT,
         )
         .map_err(anyhow::Error::msg)?;
         let server = server::start(Config {
-            dir: dir.path().to_path_buf(),
+            dir: manifests_dir,
             ads_addr: "127.0.0.1:0".parse()?,
             admin_addr: "127.0.0.1:0".parse()?,
             translate: Options {

@@ -27,6 +27,7 @@ fn options(case: &Path) -> Options {
         .is_some_and(|n| n.starts_with("extproc-") || n.starts_with("pool-"))
         .then(|| ExtprocOptions {
             endpoints: vec![("127.0.0.1".into(), 1063)],
+            unix_socket: None,
             message_timeout: Duration::from_secs(10),
             body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
         });

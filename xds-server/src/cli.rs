@@ -72,7 +72,8 @@ pub struct TranslateArgs {
     /// Debounce: longest a burst can delay a push (ms).
     #[arg(long, default_value_t = 1000)]
     pub debounce_max_ms: u64,
-    /// The extproc's gRPC address(es) as Envoy reaches them (HOST:PORT[,HOST:PORT…]). Without
+    /// The extproc's gRPC address(es) as Envoy reaches them (HOST:PORT[,HOST:PORT…], or
+    /// `unix:/PATH` for an extproc on the same machine as Envoy). Without
     /// it AIGatewayRoutes route on the `x-ai-eg-model` header alone.
     #[arg(long)]
     pub extproc: Option<String>,
@@ -128,10 +129,28 @@ impl TranslateArgs {
     }
 }
 
-/// `HOST:PORT[,HOST:PORT…]` of the extproc replicas, with the default message timeout.
+/// How `--extproc` names a Unix socket: `unix:/run/infergate/extproc.sock`.
+pub const UNIX_PREFIX: &str = "unix:";
+
+/// `HOST:PORT[,HOST:PORT…]` of the extproc replicas, or `unix:/PATH` of a local one, with the
+/// default message timeout.
 pub fn extproc_options(targets: &str, body_limit: u64) -> Result<ExtprocOptions, String> {
+    if let Some(path) = targets.trim().strip_prefix(UNIX_PREFIX) {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "--extproc {targets:?}: a Unix socket path must be absolute"
+            ));
+        }
+        return Ok(ExtprocOptions {
+            endpoints: Vec::new(),
+            unix_socket: Some(path.to_string()),
+            message_timeout: Duration::from_secs(10),
+            body_limit,
+        });
+    }
     Ok(ExtprocOptions {
         endpoints: host_ports("--extproc", targets)?,
+        unix_socket: None,
         message_timeout: Duration::from_secs(10),
         body_limit,
     })
@@ -205,6 +224,18 @@ mod tests {
     use clap::Parser as _;
 
     use super::*;
+
+    #[test]
+    fn the_extproc_is_reached_over_tcp_or_an_absolute_unix_socket() {
+        let tcp = extproc_options("10.0.0.1:1063,extproc.infergate:1063", 1).expect("tcp");
+        assert_eq!(tcp.unix_socket, None);
+        assert_eq!(tcp.endpoints.len(), 2);
+        let unix = extproc_options("unix:/run/infergate/extproc.sock", 1).expect("unix");
+        assert_eq!(unix.unix_socket.as_deref(), Some("/run/infergate/extproc.sock"));
+        assert!(unix.endpoints.is_empty());
+        let relative = extproc_options("unix:extproc.sock", 1).expect_err("relative path");
+        assert!(relative.contains("absolute"), "{relative}");
+    }
 
     #[test]
     fn exactly_one_source_is_accepted() {

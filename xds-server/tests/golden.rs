@@ -14,7 +14,8 @@ fn testdata() -> PathBuf {
 }
 
 /// Cases named `extproc-*`, `pool-*` and `ratelimit-*` run with the extproc configured (the
-/// last also with the rate limit service); the rest without.
+/// last also with the rate limit service, and with the extproc on a Unix socket); the rest
+/// without.
 /// Every case points InferencePool `default/mistral`'s endpoint picker at 127.0.0.1:9102.
 fn options(case: &Path) -> Options {
     let name = case
@@ -26,6 +27,9 @@ fn options(case: &Path) -> Options {
         || name.starts_with("ratelimit-"))
     .then(|| ExtprocOptions {
         endpoints: vec![("127.0.0.1".into(), 1063)],
+        unix_socket: name
+            .starts_with("ratelimit-")
+            .then(|| "/run/infergate/extproc.sock".into()),
         message_timeout: std::time::Duration::from_secs(10),
         body_limit: ExtprocOptions::DEFAULT_BODY_LIMIT,
     });

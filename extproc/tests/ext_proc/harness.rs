@@ -119,6 +119,7 @@ impl Harness {
             grpc_addr: "127.0.0.1:0".parse().expect("addr"),
             admin_addr: "127.0.0.1:0".parse().expect("addr"),
             trust_backend_header: true,
+            ..Default::default()
         };
         let running = Server::start_with_otlp(options, store, otlp)
             .await

@@ -116,12 +116,14 @@ pub fn assemble(
                     // Only AI routes go through the router leg (settled per listener below).
                     let forwards = matches!(rule.action, ActionIr::Forward(_));
                     let action = match &rule.action {
-                        ActionIr::Forward(forward) if retry.is_some() => {
-                            ActionIr::Forward(ForwardIr {
-                                retry: retry.clone().map(Box::new),
-                                ..forward.clone()
-                            })
-                        }
+                        ActionIr::Forward(forward) => ActionIr::Forward(ForwardIr {
+                            retry: retry
+                                .clone()
+                                .map(Box::new)
+                                .or_else(|| forward.retry.clone()),
+                            names_backend: route.ai && options.extproc.is_some(),
+                            ..forward.clone()
+                        }),
                         other => other.clone(),
                     };
                     let rule = RouteIr {
@@ -305,6 +307,11 @@ fn unknown_model_route(listener: &str) -> RouteIr {
 /// The gRPC cluster Envoy reaches the extproc through (HTTP/2, DNS so several replicas behind
 /// one name all take traffic).
 fn extproc_cluster(extproc: &ExtprocOptions, options: &Options) -> ClusterIr {
+    if let Some(path) = &extproc.unix_socket {
+        let mut cluster = grpc_cluster(crate::keys::EXTPROC_CLUSTER, "extproc", &[], options);
+        cluster.discovery = DiscoveryIr::Pipe { path: path.clone() };
+        return cluster;
+    }
     grpc_cluster(
         crate::keys::EXTPROC_CLUSTER,
         "extproc",

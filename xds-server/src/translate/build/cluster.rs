@@ -95,6 +95,11 @@ pub fn cluster(ir: &ClusterIr) -> Cluster {
             cluster.dns_lookup_family = DnsLookupFamily::V4Preferred as i32;
             cluster.load_assignment = Some(endpoint::cluster_load_assignment(endpoints));
         }
+        DiscoveryIr::Pipe { path } => {
+            cluster.cluster_discovery_type =
+                Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32));
+            cluster.load_assignment = Some(endpoint::pipe_load_assignment(&ir.name, path));
+        }
         DiscoveryIr::OriginalDst { header } => {
             cluster.cluster_discovery_type = Some(ClusterDiscoveryType::Type(
                 DiscoveryType::OriginalDst as i32,

@@ -23,6 +23,31 @@ pub fn cluster_load_assignment(ir: &EndpointsIr) -> ClusterLoadAssignment {
     }
 }
 
+/// One endpoint on a Unix socket.
+pub fn pipe_load_assignment(cluster: &str, path: &str) -> ClusterLoadAssignment {
+    use envoy_types::pb::envoy::config::core::v3::{Address, Pipe, address::Address as Kind};
+    let endpoint = LbEndpoint {
+        host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+            address: Some(Address {
+                address: Some(Kind::Pipe(Pipe {
+                    path: path.to_string(),
+                    mode: 0,
+                })),
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    ClusterLoadAssignment {
+        cluster_name: cluster.to_string(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: vec![endpoint],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 fn locality(ir: &LocalityIr) -> LocalityLbEndpoints {
     LocalityLbEndpoints {
         locality: Some(Locality {

@@ -80,7 +80,8 @@ fn upstream_mode() -> ProcessingMode {
     }
 }
 
-/// The chosen host's backend, route and rule (its `infergate.backend` metadata).
+/// The chosen host's backend, route and rule (its `infergate.backend` metadata), for the
+/// upstream leg. The router leg reads them from response headers the route adds instead.
 fn host_attributes() -> Vec<String> {
     [ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE]
         .map(String::from)
@@ -108,8 +109,6 @@ pub fn router_filter(ir: &ExtprocIr) -> HttpFilter {
             }),
             ..Default::default()
         }),
-        // Which backend answered, for usage, costs and metrics.
-        response_attributes: host_attributes(),
         ..processor(ir, LEG_ROUTER, router_mode())
     };
     HttpFilter {
