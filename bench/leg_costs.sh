@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # What each ext_proc leg and message costs: starts the benchmark gateway (bench/peers-gateway),
 # copies its Envoy config into a static Envoy with the legs cut down per variant (leg_costs.py),
-# and loads each variant with oha at 32 connections against the same extproc, printing req/s
-# and CPU µs per request of that Envoy and of the infergate process (extproc + xds-server).
+# and loads each variant with oha at 32 connections (CONC) against the same extproc, printing
+# req/s, p50 latency and CPU µs per request of that Envoy and of the infergate process.
 # Pins like shared/bench/peers.sh: gateway and Envoy on core 0, nginx and oha on core 1.
 #   bash bench/leg_costs.sh                          every variant, 5 s each
 #   VARIANTS="full noext" DURATION=10s bash bench/leg_costs.sh
+#   CONC=1 bash bench/leg_costs.sh                   one request at a time: latency, no batching
 # Needs a prior `bash bench/peers.sh` (it sets up nginx's fake upstream and oha in /tmp/peerbench).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +46,7 @@ gw=$!
 wait_for_200 http://127.0.0.1:28090/v1/chat/completions
 curl -s 'http://127.0.0.1:29911/config_dump?include_eds' >"$out/dump.json"
 
-printf '| variant | req/s | ext_proc messages/req | Envoy µs/req | infergate µs/req |\n|---|---:|---:|---:|---:|\n'
+printf '| variant | req/s | p50 ms | ext_proc messages/req | Envoy µs/req | infergate µs/req |\n|---|---:|---:|---:|---:|---:|\n'
 for v in $variants; do
   "$root/.venv/bin/python" "$root/bench/leg_costs.py" "$out/dump.json" "$v" >"$out/$v.yaml"
   setsid taskset -c 0 "$envoy" -c "$out/$v.yaml" --concurrency 1 --base-id 77 -l warning >"$out/$v.log" 2>&1 &
@@ -53,7 +54,7 @@ for v in $variants; do
   wait_for_200 http://127.0.0.1:28091/v1/chat/completions
   e0=$(cpu_ticks $ep); g0=$(cpu_ticks $gw)
   # The model header lets the `noext` variant route without the router leg.
-  taskset -c 1 "$oha" -z "${DURATION:-5s}" -c 32 --no-tui -m POST -H 'content-type: application/json' \
+  taskset -c 1 "$oha" -z "${DURATION:-5s}" -c "${CONC:-32}" --no-tui -m POST -H 'content-type: application/json' \
     -H 'x-ai-eg-model: gpt-4o-mini' -D "$run/req.json" http://127.0.0.1:28091/v1/chat/completions \
     --output-format json >"$out/$v.json"
   e1=$(cpu_ticks $ep); g1=$(cpu_ticks $gw)
@@ -65,7 +66,8 @@ o = json.load(open(sys.argv[1])); v = sys.argv[2]
 n = sum(o["statusCodeDistribution"].values()); tick = 1e6 / int(sys.argv[5])
 bad = {k: c for k, c in o["statusCodeDistribution"].items() if k != "200"}
 # The messages include the few of the readiness probe: a rounding error at thousands of requests.
-print(f"| {v} | {o['summary']['requestsPerSec']:.0f}{' ' + str(bad) if bad else ''} "
+p50 = o["latencyPercentiles"]["p50"] * 1000
+print(f"| {v} | {o['summary']['requestsPerSec']:.0f}{' ' + str(bad) if bad else ''} | {p50:.2f} "
       f"| {int(sys.argv[6]) / n:.1f} | {int(sys.argv[3]) * tick / n:.0f} | {int(sys.argv[4]) * tick / n:.0f} |")
 PY
 done
