@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(tcp.unix_socket, None);
         assert_eq!(tcp.endpoints.len(), 2);
         let unix = extproc_options("unix:/run/infergate/extproc.sock", 1).expect("unix");
-        assert_eq!(unix.unix_socket.as_deref(), Some("/run/infergate/extproc.sock"));
+        assert_eq!(
+            unix.unix_socket.as_deref(),
+            Some("/run/infergate/extproc.sock")
+        );
         assert!(unix.endpoints.is_empty());
         let relative = extproc_options("unix:extproc.sock", 1).expect_err("relative path");
         assert!(relative.contains("absolute"), "{relative}");
