@@ -106,6 +106,9 @@ async fn the_quickstart_models_answer_and_pool_requests_spread_over_the_pods() -
     }
     let listen = ports::free_port()?;
     let envoy_admin = format!("127.0.0.1:{}", ports::free_port()?);
+    // The test ends with SIGKILL: keep the extproc's socket where the test cleans up.
+    let sockets = tempfile::tempdir()?;
+    let socket = sockets.path().join("extproc.sock");
     let mut child = tokio::process::Command::new(infergate_bin()?)
         .arg("run")
         .arg(folder.path())
@@ -113,6 +116,8 @@ async fn the_quickstart_models_answer_and_pool_requests_spread_over_the_pods() -
         .args(["--envoy-admin-addr", &envoy_admin])
         .args(["--extproc-addr", "127.0.0.1:0"])
         .args(["--extproc-admin-addr", "127.0.0.1:0"])
+        .arg("--extproc-socket")
+        .arg(&socket)
         .args(["--ratelimit-addr", "127.0.0.1:0"])
         .args(["--ratelimit-admin-addr", "127.0.0.1:0"])
         .args(["--privileged-port-offset", &(listen - 80).to_string()])
