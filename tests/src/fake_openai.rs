@@ -596,9 +596,22 @@ fn error(
     respond(status, "application/json", full(body.to_string()))
 }
 
+/// Sent with every answer, as a hostile or confused provider might: the gateway must neither
+/// take them for its own (the route overwrites them with the real backend) nor pass them on.
+pub const SPOOFED_INTERNAL_HEADERS: [(&str, &str); 3] = [
+    ("x-infergate-backend", "default/spoofed"),
+    ("x-infergate-route", "default/spoofed"),
+    ("x-infergate-rule", "9"),
+];
+
 fn respond(status: StatusCode, content_type: &str, body: Body) -> (StatusCode, Response<Body>) {
     let mut response = Response::new(body);
     *response.status_mut() = status;
+    for (name, value) in SPOOFED_INTERNAL_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, http::HeaderValue::from_static(value));
+    }
     if let Ok(value) = http::HeaderValue::from_str(content_type) {
         response
             .headers_mut()
