@@ -112,10 +112,6 @@ impl Server {
         otlp: Option<OtlpConfig>,
     ) -> Result<Running> {
         let grpc_listener = bind("ext_proc gRPC", options.grpc_addr).await?;
-        let unix_listener = match &options.grpc_unix {
-            Some(path) => Some(bind_unix(path)?),
-            None => None,
-        };
         let admin_listener = bind("admin HTTP", options.admin_addr).await?;
         let bound = Bound {
             grpc: grpc_listener.local_addr().unwrap_or(options.grpc_addr),
@@ -144,6 +140,11 @@ impl Server {
         let grpc = ExternalProcessorServer::new(service)
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
+        // After everything that can fail, so a failed start leaves no socket file behind.
+        let unix_listener = match &options.grpc_unix {
+            Some(path) => Some(bind_unix(path)?),
+            None => None,
+        };
         let mut tasks = Vec::new();
         if let Some(listener) = unix_listener {
             let grpc = grpc.clone();

@@ -150,6 +150,29 @@ fn assert_chat_costs_of(line: &Value, model: &str) {
     assert_eq!(line["response_model"], answered(model), "{line}");
 }
 
+/// A chat for `model` carrying the client's own key in every credential header a provider
+/// reads, plus `extra` headers.
+async fn chat_with_client_keys(
+    stack: &Stack,
+    model: &str,
+    extra: &[(&str, &str)],
+) -> Result<http::HttpResponse> {
+    let bearer = format!("Bearer {CLIENT_KEY}");
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("authorization", bearer.as_str()),
+        ("x-api-key", CLIENT_KEY),
+        ("api-key", CLIENT_KEY),
+    ];
+    headers.extend_from_slice(extra);
+    http::post(
+        &stack.url("/v1/chat/completions"),
+        &headers,
+        chat_body(model),
+    )
+    .await
+}
+
 fn is_chat_line(line: &Value, model: &str, status: u64) -> bool {
     line["path"] == "/v1/chat/completions" && line["model"] == model && line["status"] == status
 }
@@ -248,18 +271,13 @@ async fn sdk_chat_completions_embeddings_and_models_reach_the_provider_as_it_exp
 #[tokio::test]
 async fn a_plain_openai_backend_gets_its_key_from_envoy_without_the_upstream_leg() -> Result<()> {
     let (upstream, stack) = start(1, DEFAULT_LIMIT).await?;
-    let bearer = format!("Bearer {CLIENT_KEY}");
-    let response = http::post(
-        &stack.url("/v1/chat/completions"),
+    let response = chat_with_client_keys(
+        &stack,
+        INSTRUCT,
         &[
-            ("content-type", "application/json"),
-            ("authorization", &bearer),
-            ("x-api-key", CLIENT_KEY),
-            ("api-key", CLIENT_KEY),
             ("x-infergate-backend", "default/elsewhere"),
             ("accept-encoding", "gzip"),
         ],
-        chat_body(INSTRUCT),
     )
     .await?;
     assert_eq!(response.status, 200, "{}", response.text());
@@ -307,21 +325,16 @@ async fn a_plain_openai_backend_gets_its_key_from_envoy_without_the_upstream_leg
 #[tokio::test]
 async fn client_credentials_and_routing_headers_are_replaced_before_the_provider() -> Result<()> {
     let (upstream, stack) = start(1, DEFAULT_LIMIT).await?;
-    let bearer = format!("Bearer {CLIENT_KEY}");
-    let response = http::post(
-        &stack.url("/v1/chat/completions"),
+    let response = chat_with_client_keys(
+        &stack,
+        ALIAS,
         &[
-            ("content-type", "application/json"),
-            ("authorization", &bearer),
-            ("x-api-key", CLIENT_KEY),
-            ("api-key", CLIENT_KEY),
             // Spoofed routing and internal headers: the body's model decides, ours are ignored.
             ("x-ai-eg-model", FREE),
             ("x-ai-eg-original-path", "/v1/embeddings"),
             ("x-infergate-backend", "default/elsewhere"),
             ("x-infergate-model-override", "spoofed-model"),
         ],
-        chat_body(ALIAS),
     )
     .await?;
     assert_eq!(response.status, 200, "{}", response.text());
