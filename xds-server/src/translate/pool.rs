@@ -513,7 +513,6 @@ pub(crate) fn translate_rule(
             failover_retries: 0,
             auto_host_rewrite: false,
             retry: None,
-            names_backend: false,
         }),
         epps,
     }
