@@ -37,7 +37,6 @@ const FILES: &[&str] = &[
     "envoy/extensions/filters/http/ext_proc/v3",
     "envoy/extensions/filters/http/ratelimit/v3",
     "envoy/extensions/filters/http/header_mutation/v3",
-    "envoy/extensions/filters/http/buffer/v3",
     "envoy/extensions/filters/http/upstream_codec/v3",
     "envoy/extensions/filters/http/credential_injector/v3",
     "envoy/extensions/http/injected_credentials/generic/v3",

@@ -34,8 +34,6 @@ mod tests {
             "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
             "envoy.extensions.filters.http.ratelimit.v3.RateLimit",
             "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-            "envoy.extensions.filters.http.buffer.v3.Buffer",
-            "envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
             "envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec",
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",

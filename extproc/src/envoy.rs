@@ -146,41 +146,6 @@ pub fn common(
     })
 }
 
-/// The rest of the exchange for a streaming request (set in the request headers' answer): the
-/// request body still streamed, response headers sent (content type, status), the SSE body
-/// streamed chunk by chunk.
-pub fn streaming_response_mode() -> ProcessingMode {
-    ProcessingMode {
-        request_header_mode: HeaderSendMode::Send as i32,
-        request_body_mode: BodySendMode::Streamed as i32,
-        response_header_mode: HeaderSendMode::Send as i32,
-        response_body_mode: BodySendMode::Streamed as i32,
-        request_trailer_mode: HeaderSendMode::Skip as i32,
-        response_trailer_mode: HeaderSendMode::Skip as i32,
-    }
-}
-
-/// The rest of the exchange for a non-streaming request: no response headers message (the
-/// status and backend come as attributes of the body message), the body in one message up to
-/// Envoy's buffer limit and streamed past it.
-pub fn body_only_response_mode() -> ProcessingMode {
-    ProcessingMode {
-        response_header_mode: HeaderSendMode::Skip as i32,
-        response_body_mode: BodySendMode::BufferedPartial as i32,
-        ..streaming_response_mode()
-    }
-}
-
-/// A body answer that empties its chunk (a streamed body replaced in an earlier chunk).
-pub fn cleared_body() -> Option<CommonResponse> {
-    Some(CommonResponse {
-        body_mutation: Some(BodyMutation {
-            mutation: Some(body_mutation::Mutation::ClearBody(true)),
-        }),
-        ..CommonResponse::default()
-    })
-}
-
 pub fn request_headers(response: Option<CommonResponse>) -> ProcessingResponse {
     wrap(processing_response::Response::RequestHeaders(
         HeadersResponse { response },
@@ -251,6 +216,17 @@ pub fn headers_only_mode() -> ProcessingMode {
         response_body_mode: BodySendMode::None as i32,
         request_trailer_mode: HeaderSendMode::Skip as i32,
         response_trailer_mode: HeaderSendMode::Skip as i32,
+    }
+}
+
+/// The router leg's mode for a small JSON response of known length: the whole body in one
+/// message (streamed, Envoy sends one message per chunk it reads from the upstream, and an
+/// empty end-of-stream one when the end comes apart from the data).
+pub fn buffered_response_mode() -> ProcessingMode {
+    ProcessingMode {
+        request_body_mode: BodySendMode::Buffered as i32,
+        response_body_mode: BodySendMode::Buffered as i32,
+        ..headers_only_mode()
     }
 }
 

@@ -80,9 +80,6 @@ pub const ATTR_HOST_ROUTE: &str =
     "xds.upstream_host_metadata.filter_metadata['infergate.backend']['route']";
 pub const ATTR_HOST_RULE: &str =
     "xds.upstream_host_metadata.filter_metadata['infergate.backend']['rule']";
-/// The response status, for the router leg when it skips the response headers (a
-/// non-streaming request's answer comes as one body message).
-pub const ATTR_RESPONSE_CODE: &str = "response.code";
 /// The whole host metadata, when a filter lists `xds.upstream_host_metadata` itself.
 pub const ATTR_HOST_METADATA: &str = "xds.upstream_host_metadata";
 

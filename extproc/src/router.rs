@@ -1,11 +1,8 @@
 //! Router leg: the ext_proc filter in the listener's HTTP filter chain, once per request.
 //!
-//! On the request it validates the body, sets `x-ai-eg-model` and `x-ai-eg-original-path` and
-//! clears the route cache so routes match on the model; it answers `/v1/models` itself. Envoy
-//! streams the body right behind the headers without waiting for their answer
-//! (`send_body_without_waiting_for_header_response`), so the headers' answer is held until the
-//! body's last chunk, and then the headers and every chunk are answered at once: one round trip
-//! to the extproc instead of two. On the response (already in the client's schema) it reads token usage
+//! On the request it validates the body (buffered by Envoy), sets `x-ai-eg-model` and
+//! `x-ai-eg-original-path` and clears the route cache so routes match on the model; it answers
+//! `/v1/models` itself. On the response (already in the client's schema) it reads token usage
 //! from the JSON body or the SSE stream as chunks pass, drops the usage chunk the upstream leg
 //! asked for on the client's behalf, records metrics, and at the end of a successful response
 //! writes costs to `io.envoy.ai_gateway` dynamic metadata.
@@ -14,7 +11,7 @@
 //! response headers the upstream leg set (and this leg removes): no memory is shared between
 //! the legs, so any replica can serve either.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,8 +35,9 @@ use crate::{Error, Result, keys};
 /// unread (no usage, no costs).
 const MAX_RESPONSE_READ: usize = 64 * 1024 * 1024;
 
-/// The first bytes of a gzip stream: an encoded body whose headers were not sent.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// A JSON response up to this `content-length` comes in one buffered message; well under
+/// Envoy's default stream buffer (1 MiB), so buffering never hits the limit.
+const BUFFERED_RESPONSE_MAX: u64 = 256 * 1024;
 
 pub struct RouterLeg {
     store: Arc<ConfigStore>,
@@ -56,10 +54,6 @@ pub struct RouterLeg {
     usage_injected: bool,
     /// Estimates the rate limit filter may have reserved for this request.
     reservation: Reservation,
-    /// The request headers' answer, held until the body's end (the model is in the body).
-    held: Option<HeaderChanges>,
-    /// Body chunks received while the headers' answer was held: each is answered after it.
-    held_chunks: usize,
     response: Option<ResponseState>,
 }
 
@@ -101,49 +95,29 @@ impl RouterLeg {
             request: None,
             usage_injected: false,
             reservation: Reservation::default(),
-            held: None,
-            held_chunks: 0,
             response: None,
         }
     }
 
-    /// The answers to one message, in the order Envoy expects them, pushed onto `out`: none while
-    /// the request headers' answer is held for the body, several when the body's end releases
-    /// it. An error becomes the client's error response (and ends the exchange).
-    pub fn handle(&mut self, request: ProcessingRequest, out: &mut VecDeque<ProcessingResponse>) {
+    /// The answer to one message; errors become the client's error response.
+    pub fn handle(&mut self, request: ProcessingRequest) -> ProcessingResponse {
         use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request;
         let result = match request.request {
-            Some(Request::RequestHeaders(headers)) => self
-                .request_headers(&headers)
-                .map(|answer| out.extend(answer)),
-            Some(Request::RequestBody(body)) => self.request_body(body, out),
-            Some(Request::RequestTrailers(_)) => {
-                out.push_back(envoy::request_trailers());
-                Ok(())
-            }
+            Some(Request::RequestHeaders(headers)) => self.request_headers(&headers),
+            Some(Request::RequestBody(body)) => self.request_body(body),
+            Some(Request::RequestTrailers(_)) => Ok(envoy::request_trailers()),
             Some(Request::ResponseHeaders(headers)) => {
-                out.push_back(self.response_headers(&request.attributes, &headers));
-                Ok(())
+                Ok(self.response_headers(&request.attributes, &headers))
             }
-            Some(Request::ResponseBody(body)) => {
-                out.push_back(self.response_body(&request.attributes, body));
-                Ok(())
-            }
+            Some(Request::ResponseBody(body)) => Ok(self.response_body(body)),
             Some(Request::ResponseTrailers(_)) => {
                 let mut response = envoy::response_trailers();
                 response.dynamic_metadata = self.finish();
-                out.push_back(response);
-                Ok(())
+                Ok(response)
             }
-            None => {
-                out.push_back(ProcessingResponse::default());
-                Ok(())
-            }
+            None => Ok(ProcessingResponse::default()),
         };
-        if let Err(err) = result {
-            self.held = None;
-            out.push_back(envoy::immediate(err.into_immediate_response(self.api)));
-        }
+        result.unwrap_or_else(|err| envoy::immediate(err.into_immediate_response(self.api)))
     }
 
     /// The stream ended (Envoy closed it): a response not finished by now was cut, so it is
@@ -158,8 +132,7 @@ impl RouterLeg {
         }
     }
 
-    /// The headers' answer now, or `None` when it is held for the body.
-    fn request_headers(&mut self, message: &HttpHeaders) -> Result<Option<ProcessingResponse>> {
+    fn request_headers(&mut self, message: &HttpHeaders) -> Result<ProcessingResponse> {
         self.started = Instant::now();
         let headers = Headers::from_map(message.headers.as_ref());
         let method = headers.get(keys::METHOD_PSEUDO_HEADER).unwrap_or("GET");
@@ -174,13 +147,10 @@ impl RouterLeg {
             }
         }
         let Some(endpoint) = Endpoint::from_path(&self.path) else {
-            // Not an endpoint we know: leave the request alone. Bodies may already be on their
-            // way (they are not waited for), so only a request without one turns them off.
+            // Not an endpoint we know: leave the request alone.
             let mut response = envoy::request_headers(envoy::common(changes, None, false));
-            if message.end_of_stream {
-                response.mode_override = Some(envoy::headers_only_mode());
-            }
-            return Ok(Some(response));
+            response.mode_override = Some(envoy::headers_only_mode());
+            return Ok(response);
         };
         self.endpoint = Some(endpoint);
         self.api = endpoint.api();
@@ -199,11 +169,11 @@ impl RouterLeg {
                 ClientApi::OpenAI => api::openai::models_body(&models),
                 ClientApi::Anthropic => api::anthropic::models_body(&models),
             };
-            return Ok(Some(envoy::immediate(envoy::immediate_response(
+            return Ok(envoy::immediate(envoy::immediate_response(
                 200,
                 "application/json",
                 body,
-            ))));
+            )));
         }
         if method != "POST" {
             return Err(self.method_not_allowed(method));
@@ -225,8 +195,7 @@ impl RouterLeg {
         if message.end_of_stream {
             return Err(Error::MissingBody);
         }
-        self.held = Some(changes);
-        Ok(None)
+        Ok(envoy::request_headers(envoy::common(changes, None, false)))
     }
 
     fn method_not_allowed(&self, method: &str) -> Error {
@@ -236,71 +205,46 @@ impl RouterLeg {
         }
     }
 
-    /// A request body chunk. While the headers' answer is held, chunks are collected; the last
-    /// one releases the headers' answer (model, route cache) and one answer per chunk (the
-    /// first carrying a rewritten body, the others emptied). Any other chunk passes unchanged.
-    fn request_body(
-        &mut self,
-        body: HttpBody,
-        out: &mut VecDeque<ProcessingResponse>,
-    ) -> Result<()> {
-        let (Some(endpoint), Some(_)) = (self.endpoint, self.held.as_ref()) else {
-            out.push_back(envoy::request_body(None));
-            return Ok(());
+    fn request_body(&mut self, body: HttpBody) -> Result<ProcessingResponse> {
+        let Some(endpoint) = self.endpoint else {
+            return Ok(envoy::request_body(None));
         };
-        self.held_chunks += 1;
+        if self.request.is_some() {
+            return Ok(envoy::request_body(None));
+        }
         if (self.body.len() + body.body.len()) as u64 > self.limit {
             return Err(Error::BodyTooLarge { limit: self.limit });
         }
         self.body.extend_from_slice(&body.body);
         if !body.end_of_stream {
-            return Ok(());
+            // The filter buffers the body, so this is a partial chunk of a body Envoy is still
+            // collecting; wait for the rest.
+            return Ok(envoy::request_body(None));
         }
         let bytes = std::mem::take(&mut self.body);
         let parsed = api::parse_request(endpoint, &bytes)?;
         let config = self.store.load();
         self.reservation = Reservation::estimate(&config, endpoint, &parsed, bytes.len());
-        let mut changes = self.held.take().unwrap_or_default();
+        let mut changes = HeaderChanges::default();
         changes.set(keys::MODEL_HEADER, parsed.model.clone());
         changes.set(keys::ORIGINAL_PATH_HEADER, self.path.clone());
-        let mut replacement = None;
+        let mut body = None;
         if self.api == ClientApi::OpenAI && parsed.stream && !parsed.include_usage {
             changes.set(keys::STREAM_WITHOUT_USAGE_HEADER, "true");
             // Costs need the usage a stream reports only when asked. Asking here, before
             // routing, serves every backend the same way, including those Envoy reaches
             // without the upstream leg (DESIGN.md §4).
             if endpoint.streams_usage() && !config.costed.for_model(&parsed.model).is_empty() {
-                replacement = Some(api::openai::with_usage_requested(&bytes)?);
+                let injected = api::openai::with_usage_requested(&bytes)?;
+                changes.set(keys::CONTENT_LENGTH_HEADER, injected.len().to_string());
+                body = Some(injected);
                 self.usage_injected = true;
             }
         }
-        let streaming = parsed.stream;
         self.request = Some(parsed);
-        // Envoy drops the `content-length` of a streamed body (the upstream request is sent
-        // chunked), so a rewritten body needs no new length.
-        let mut headers = envoy::request_headers(envoy::common(changes, None, true));
-        headers.dynamic_metadata = self.reservation.request_metadata();
-        // The answer to a non-streaming request is read as one body message, its status and
-        // backend as attributes: one message instead of two.
-        headers.mode_override = Some(if streaming {
-            envoy::streaming_response_mode()
-        } else {
-            envoy::body_only_response_mode()
-        });
-        out.push_back(headers);
-        let chunks = std::mem::take(&mut self.held_chunks);
-        match replacement {
-            None => out.extend((0..chunks).map(|_| envoy::request_body(None))),
-            Some(new) => {
-                out.push_back(envoy::request_body(envoy::common(
-                    HeaderChanges::default(),
-                    Some(new),
-                    false,
-                )));
-                out.extend((1..chunks).map(|_| envoy::request_body(envoy::cleared_body())));
-            }
-        }
-        Ok(())
+        let mut response = envoy::request_body(envoy::common(changes, body, true));
+        response.dynamic_metadata = self.reservation.request_metadata();
+        Ok(response)
     }
 
     fn response_headers(
@@ -315,51 +259,18 @@ impl RouterLeg {
                 changes.remove(name);
             }
         }
-        if self.request.is_none() {
-            // Not ours (body chunks, if any, may already be on their way: each is answered).
-            return envoy::response_headers(envoy::common(changes, None, false));
-        }
+        let Some(request) = &self.request else {
+            let mut response = envoy::response_headers(envoy::common(changes, None, false));
+            response.mode_override = Some(envoy::headers_only_mode());
+            return response;
+        };
         let status = headers
             .get(keys::STATUS_PSEUDO_HEADER)
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
-        let encoded = headers
-            .get(keys::CONTENT_ENCODING_HEADER)
-            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
-        let streaming = headers
-            .get(keys::CONTENT_TYPE_HEADER)
-            .is_some_and(|t| t.trim_start().starts_with("text/event-stream"));
-        self.start_response(attributes, &headers, status, encoded, streaming);
-        let skip_body = self
-            .response
-            .as_ref()
-            .is_some_and(|r| matches!(r.reading, Reading::Skip));
-        let mut response = envoy::response_headers(envoy::common(changes, None, false));
-        // No mode override: the body is streamed right behind the headers, so chunks may already
-        // be on their way; those of a body we do not read are answered unchanged.
-        if skip_body || message.end_of_stream {
-            // Errors and unreadable bodies pass through untouched; the response is over for us.
-            response.dynamic_metadata = self.finish();
-        }
-        response
-    }
-
-    /// The response begins: what answered (from the attributes, or headers in tests) and how
-    /// its body will be read.
-    fn start_response(
-        &mut self,
-        attributes: &HashMap<String, Struct>,
-        headers: &Headers,
-        status: u16,
-        encoded: bool,
-        streaming: bool,
-    ) {
-        let Some(request) = &self.request else {
-            return;
-        };
         let success = (200..300).contains(&status);
         let config = self.store.load();
-        let target = Target::from_attributes(attributes).or_else(|| Target::from_headers(headers));
+        let target = Target::from_attributes(attributes).or_else(|| Target::from_headers(&headers));
         let backend = target
             .as_ref()
             .and_then(|t| config.backends.get(&t.backend).cloned());
@@ -384,6 +295,12 @@ impl RouterLeg {
                 && backend.as_ref().is_some_and(|b| {
                     matches!(b.schema, Schema::OpenAI { .. } | Schema::AzureOpenAI { .. })
                 }));
+        let encoded = headers
+            .get(keys::CONTENT_ENCODING_HEADER)
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        let streaming = headers
+            .get(keys::CONTENT_TYPE_HEADER)
+            .is_some_and(|t| t.trim_start().starts_with("text/event-stream"));
         let reading = match (success, encoded, streaming) {
             (true, false, true) => Reading::Sse(SseParser::new()),
             (true, false, false) => Reading::Json(Vec::new()),
@@ -392,7 +309,7 @@ impl RouterLeg {
         if success && encoded {
             tracing::debug!(path = %self.path, "encoded response body: usage not read");
         }
-        self.response = Some(ResponseState {
+        let state = ResponseState {
             success,
             status,
             model_override,
@@ -405,30 +322,29 @@ impl RouterLeg {
             first_token: None,
             complete: false,
             finished: false,
-        });
+        };
+        let skip_body = matches!(state.reading, Reading::Skip);
+        let small_json = matches!(state.reading, Reading::Json(_))
+            && headers
+                .get(keys::CONTENT_LENGTH_HEADER)
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .is_some_and(|l| l <= BUFFERED_RESPONSE_MAX);
+        self.response = Some(state);
+        let mut response = envoy::response_headers(envoy::common(changes, None, false));
+        if small_json && !message.end_of_stream {
+            response.mode_override = Some(envoy::buffered_response_mode());
+        }
+        if skip_body {
+            // Errors and unreadable bodies pass through untouched; the response is over for us.
+            response.mode_override = Some(envoy::headers_only_mode());
+            response.dynamic_metadata = self.finish();
+        } else if message.end_of_stream {
+            response.dynamic_metadata = self.finish();
+        }
+        response
     }
 
-    fn response_body(
-        &mut self,
-        attributes: &HashMap<String, Struct>,
-        body: HttpBody,
-    ) -> ProcessingResponse {
-        if self.response.is_none() && self.request.is_some() {
-            // A non-streaming request's answer: no headers message, so the status comes as an
-            // attribute, and a body that is not JSON shows in its first bytes.
-            let status = Target::response_code(attributes).unwrap_or(0);
-            let encoded = body.body.starts_with(&GZIP_MAGIC);
-            self.start_response(attributes, &Headers::default(), status, encoded, false);
-            if self
-                .response
-                .as_ref()
-                .is_some_and(|r| matches!(r.reading, Reading::Skip))
-            {
-                let mut response = envoy::response_body(None);
-                response.dynamic_metadata = self.finish();
-                return response;
-            }
-        }
+    fn response_body(&mut self, body: HttpBody) -> ProcessingResponse {
         let Some(state) = self.response.as_mut() else {
             return envoy::response_body(None);
         };

@@ -1,7 +1,6 @@
 //! The extproc as a library: start it on given addresses (port 0 for ephemeral), learn what
 //! it bound from [`Running::bound`], stop it by dropping [`Running`].
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -251,7 +250,6 @@ impl ExternalProcessor for ExtProcService {
             inbound: request.into_inner(),
             named,
             state: None,
-            answers: VecDeque::new(),
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             trust_backend_header: self.trust_backend_header,
@@ -259,17 +257,14 @@ impl ExternalProcessor for ExtProcService {
     }
 }
 
-/// One ext_proc stream: messages from Envoy are answered, in order, as the response stream is
-/// polled, so a message costs no task hand-off. A message may have no answer yet (the router
-/// leg holds the request headers' answer for the body) or release several. Ends when Envoy
-/// closes its side or breaks the stream.
+/// One ext_proc stream: each message from Envoy is answered, in order, as the response stream
+/// is polled, so a message costs no task hand-off. Ends when Envoy closes its side or breaks
+/// the stream.
 struct LegStream {
     inbound: Streaming<ProcessingRequest>,
     named: Option<Leg>,
     /// Set by the first message.
     state: Option<LegState>,
-    /// Answers ready to go, oldest first.
-    answers: VecDeque<ProcessingResponse>,
     store: Arc<ConfigStore>,
     metrics: Metrics,
     trust_backend_header: bool,
@@ -315,9 +310,6 @@ impl tokio_stream::Stream for LegStream {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         loop {
-            if let Some(answer) = self.answers.pop_front() {
-                return Poll::Ready(Some(Ok(answer)));
-            }
             let message = match std::pin::Pin::new(&mut self.inbound).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(message))) => message,
@@ -332,18 +324,15 @@ impl tokio_stream::Stream for LegStream {
                 self.state = Some(state);
             }
             let observability = message.observability_mode;
-            let this = &mut *self;
-            match this.state.as_mut() {
-                Some(LegState::Router(router)) => router.handle(message, &mut this.answers),
-                Some(LegState::Upstream(upstream)) => {
-                    this.answers.push_back(upstream.handle(message))
-                }
+            let response = match self.state.as_mut() {
+                Some(LegState::Router(router)) => router.handle(message),
+                Some(LegState::Upstream(upstream)) => upstream.handle(message),
                 None => return Poll::Ready(None),
-            }
+            };
             // Envoy ignores answers in observability mode; handled for usage, answered with
             // nothing.
-            if observability {
-                this.answers.clear();
+            if !observability {
+                return Poll::Ready(Some(Ok(response)));
             }
         }
     }

@@ -46,12 +46,6 @@ impl Target {
         struct_string(attrs, keys::ATTR_HOST_METADATA).and_then(|text| from_text_proto(&text))
     }
 
-    /// The response status Envoy lists as the `response.code` attribute.
-    pub fn response_code(attributes: &HashMap<String, Struct>) -> Option<u16> {
-        let attrs = attributes.get(keys::EXT_PROC_ATTRIBUTES_KEY)?;
-        struct_string(attrs, keys::ATTR_RESPONSE_CODE)?.parse().ok()
-    }
-
     /// From the internal headers ([`keys::BACKEND_HEADER`] and friends).
     pub fn from_headers(headers: &Headers) -> Option<Target> {
         let backend = headers.get(keys::BACKEND_HEADER)?.trim();

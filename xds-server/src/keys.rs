@@ -7,9 +7,9 @@ pub const MODEL_HEADER: &str = "x-ai-eg-model";
 // attributes its upstream leg asks Envoy for, the cost metadata namespace, the leg marker.
 pub use extproc::keys::{
     AI_GATEWAY_METADATA_NAMESPACE, ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE,
-    ATTR_RESPONSE_CODE, BACKEND_HEADER, BACKEND_METADATA_NAME, BACKEND_METADATA_NAMESPACE,
-    BACKEND_METADATA_ROUTE, BACKEND_METADATA_RULE, CLIENT_CREDENTIAL_HEADERS, INTERNAL_HEADERS,
-    LEG_GRPC_METADATA, LEG_ROUTER, LEG_UPSTREAM, METADATA_RESERVE_SUFFIX, METADATA_RESERVED_SUFFIX,
+    BACKEND_HEADER, BACKEND_METADATA_NAME, BACKEND_METADATA_NAMESPACE, BACKEND_METADATA_ROUTE,
+    BACKEND_METADATA_RULE, CLIENT_CREDENTIAL_HEADERS, INTERNAL_HEADERS, LEG_GRPC_METADATA,
+    LEG_ROUTER, LEG_UPSTREAM, METADATA_RESERVE_SUFFIX, METADATA_RESERVED_SUFFIX,
     ORIGINAL_PATH_HEADER, ROUTE_HEADER, RULE_HEADER,
 };
 
@@ -34,10 +34,6 @@ pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Name of the router-leg ext_proc filter in the HTTP connection manager (per-route config key).
 pub const EXTPROC_ROUTER_FILTER: &str = "infergate.extproc.router";
-/// First filter of an AI listener (last on the way out): strips internal headers off responses.
-pub const INTERNAL_HEADERS_FILTER: &str = "infergate.internal_headers";
-/// The buffer filter before the router leg: the request body reaches it in one message.
-pub const REQUEST_BUFFER_FILTER: &str = "infergate.buffer";
 /// Name of the upstream-leg ext_proc filter in AI rule clusters.
 pub const EXTPROC_UPSTREAM_FILTER: &str = "infergate.extproc.upstream";
 /// Header mutation and credential filters of clusters that need no upstream leg for OpenAI

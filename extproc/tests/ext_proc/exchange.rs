@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::harness::{
     Harness, Headers, apply_body, apply_headers, common, get, golden_config, host_attributes,
-    immediate, immediate_json, metadata_json, request_body, request_headers, response_attributes,
-    response_body, response_headers, skips_body,
+    immediate, immediate_json, metadata_json, request_body, request_headers, response_body,
+    response_headers, skips_body,
 };
 
 /// `testdata/in/<case>.json`.
@@ -166,27 +166,27 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
         (None, None) => Vec::new(),
     };
 
-    // Router leg, request path: the body streamed right behind the headers.
+    // Router leg, request path.
     let mut router = harness.open("router").await;
-    let mut messages = vec![request_headers(&headers, body.is_empty())];
-    if !body.is_empty() {
-        messages.push(request_body(&body, true));
-    }
-    let answers = router.send_all(messages).await;
-    if let Some(i) = answers.iter().find_map(immediate) {
+    let answer = router
+        .send(request_headers(&headers, body.is_empty()))
+        .await;
+    if let Some(i) = immediate(&answer) {
         record.insert("client_response".into(), immediate_json(i));
         return Value::Object(record);
     }
-    apply_headers(&mut headers, &answers[0]);
-    // The headers' answer sets how Envoy hands the router leg the response.
-    let router_reads_response_headers = reads_response_headers(&answers[0], true);
-    // Envoy drops the length of a body it streams to the extproc.
-    headers.retain(|(k, _)| k != "content-length");
-    if let Some(answer) = answers.get(1) {
-        body = apply_body(&body, answer);
+    apply_headers(&mut headers, &answer);
+    if !body.is_empty() && !skips_body(&answer, true) {
+        let answer = router.send(request_body(&body, true)).await;
+        if let Some(i) = immediate(&answer) {
+            record.insert("client_response".into(), immediate_json(i));
+            return Value::Object(record);
+        }
+        apply_headers(&mut headers, &answer);
+        body = apply_body(&body, &answer);
         record.insert(
             "route_cache_cleared".into(),
-            json!(common(&answers[0]).is_some_and(|c| c.clear_route_cache)),
+            json!(common(&answer).is_some_and(|c| c.clear_route_cache)),
         );
     }
 
@@ -281,50 +281,30 @@ pub async fn run(harness: &Harness, case: &Case) -> Value {
     }
     upstream.close().await;
 
-    // Envoy gives the router leg the chosen host's metadata and the status as attributes of
-    // the first response message: the headers, or for a non-streaming request the whole body
-    // in one message (the headers pass untouched).
-    let status: u16 = get(&response, ":status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let attributes = response_attributes(&backend, &route, rule, status);
-    let mut metadata = Value::Null;
+    // Envoy gives the router leg the chosen host's metadata with the response headers.
+    let mut message = response_headers(&response, no_body);
+    message.attributes = host_attributes(&backend, &route, rule);
+    let answer = router.send(message).await;
+    apply_headers(&mut response, &answer);
+    let mut metadata = metadata_json(&answer);
     let mut client_chunks = Vec::new();
-    if !router_reads_response_headers {
-        record.insert("router_leg_read_response_headers".into(), json!(false));
-        if no_body {
-            client_chunks = chunks;
-        } else {
-            let whole = chunks.concat();
-            let mut message = response_body(&whole, true);
-            message.attributes = attributes;
-            let answer = router.send(message).await;
-            metadata = metadata_json(&answer);
-            client_chunks.push(apply_body(&whole, &answer));
-        }
+    if skips_body(&answer, false) {
+        client_chunks = chunks;
     } else {
-        let mut message = response_headers(&response, no_body);
-        message.attributes = attributes;
-        let answer = router.send(message).await;
-        apply_headers(&mut response, &answer);
-        metadata = metadata_json(&answer);
-        if skips_body(&answer, false) {
-            client_chunks = chunks;
-        } else {
-            let last = chunks.len().saturating_sub(1);
-            for (i, chunk) in chunks.iter().enumerate() {
-                let answer = router.send(response_body(chunk, i == last)).await;
-                client_chunks.push(apply_body(chunk, &answer));
-                if answer.dynamic_metadata.is_some() {
-                    metadata = metadata_json(&answer);
-                }
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let answer = router.send(response_body(chunk, i == last)).await;
+            client_chunks.push(apply_body(chunk, &answer));
+            if answer.dynamic_metadata.is_some() {
+                metadata = metadata_json(&answer);
             }
         }
     }
     router.close().await;
-    // The listener's first filter strips the internal headers on the way out.
-    response.retain(|(k, _)| !extproc::keys::INTERNAL_HEADERS.contains(&k.as_str()));
 
+    let status: u16 = get(&response, ":status")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     response.retain(|(k, _)| !k.starts_with(':'));
     let body: Vec<u8> = client_chunks.concat();
     let streamed =

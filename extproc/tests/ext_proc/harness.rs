@@ -1,8 +1,6 @@
 //! An extproc on 127.0.0.1:0 and a small Envoy stand-in that drives both legs as Envoy does:
-//! on the router leg headers with the streamed request body right behind them (not waiting for
-//! the headers' answer), on the upstream leg headers then the buffered body; response headers,
-//! streamed response chunks; applying every header/body mutation and honouring mode overrides
-//! and immediate responses.
+//! headers, buffered request body, response headers, streamed response chunks, applying every
+//! header/body mutation and honouring mode overrides and immediate responses.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -190,30 +188,6 @@ impl LegStream {
             .expect("stream still open")
     }
 
-    /// Sends `messages` back to back without waiting, as Envoy streams a body right behind its
-    /// headers (`send_body_without_waiting_for_header_response`), then returns the answers: one
-    /// per message, in order, or fewer when an immediate response ends the exchange.
-    pub async fn send_all(&mut self, messages: Vec<ProcessingRequest>) -> Vec<ProcessingResponse> {
-        let count = messages.len();
-        for message in messages {
-            self.tx.send(message).await.expect("send to extproc");
-        }
-        let mut answers = Vec::with_capacity(count);
-        while answers.len() < count {
-            let answer = tokio::time::timeout(STEP, self.inbound.message())
-                .await
-                .expect("answer in time")
-                .expect("answer")
-                .expect("stream still open");
-            let done = immediate(&answer).is_some();
-            answers.push(answer);
-            if done {
-                break;
-            }
-        }
-        answers
-    }
-
     /// Closes our side, as Envoy does when the downstream or upstream goes away.
     pub async fn close(self) {
         drop(self.tx);
@@ -288,26 +262,6 @@ fn message(request: processing_request::Request) -> ProcessingRequest {
         request: Some(request),
         ..ProcessingRequest::default()
     }
-}
-
-/// Response attributes as the router-leg filter sends them with the first response message:
-/// the host metadata paths and `response.code`.
-pub fn response_attributes(
-    backend: &str,
-    route: &str,
-    rule: usize,
-    status: u16,
-) -> HashMap<String, Struct> {
-    let mut attributes = host_attributes(backend, route, rule);
-    if let Some(attrs) = attributes.get_mut(keys::EXT_PROC_ATTRIBUTES_KEY) {
-        attrs.fields.insert(
-            keys::ATTR_RESPONSE_CODE.to_string(),
-            Value {
-                kind: Some(value::Kind::NumberValue(f64::from(status))),
-            },
-        );
-    }
-    attributes
 }
 
 /// Request attributes as the upstream-leg filter sends them (host metadata paths).

@@ -8,8 +8,8 @@ use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingRequest;
 use super::exchange::{self, Case};
 use super::harness::{
     Harness, apply_body, apply_headers, get, golden_config, headers, host_attributes, immediate,
-    immediate_json, metadata_json, request_body, request_headers, response_attributes,
-    response_body, response_headers, testdata,
+    immediate_json, metadata_json, request_body, request_headers, response_body, response_headers,
+    testdata,
 };
 
 fn chat_headers() -> Vec<(String, String)> {
@@ -25,14 +25,10 @@ fn chat_headers() -> Vec<(String, String)> {
 /// response.
 async fn routed(harness: &Harness, body: &str) -> super::harness::LegStream {
     let mut router = harness.open("router").await;
-    let answers = router
-        .send_all(vec![
-            request_headers(&chat_headers(), false),
-            request_body(body.as_bytes(), true),
-        ])
-        .await;
-    assert_eq!(answers.len(), 2);
-    assert!(answers.iter().all(|a| immediate(a).is_none()));
+    let answer = router.send(request_headers(&chat_headers(), false)).await;
+    assert!(immediate(&answer).is_none());
+    let answer = router.send(request_body(body.as_bytes(), true)).await;
+    assert!(immediate(&answer).is_none());
     router
 }
 
@@ -106,19 +102,18 @@ async fn router_leg_asks_for_stream_usage_itself_when_costs_need_it() {
     let harness = Harness::start().await;
     let mut router = harness.open("router").await;
     let mut sent = chat_headers();
+    let _ = router.send(request_headers(&sent, false)).await;
     let body = br#"{"model":"gpt-4o","stream":true,"messages":[]}"#;
-    let answers = router
-        .send_all(vec![
-            request_headers(&sent, false),
-            request_body(body, true),
-        ])
-        .await;
-    apply_headers(&mut sent, &answers[0]);
-    let upstream_body = apply_body(body, &answers[1]);
+    let answer = router.send(request_body(body, true)).await;
+    apply_headers(&mut sent, &answer);
+    let upstream_body = apply_body(body, &answer);
     let json: serde_json::Value = serde_json::from_slice(&upstream_body).expect("json");
     assert_eq!(json["stream_options"]["include_usage"], true);
     assert_eq!(json["messages"], serde_json::json!([]));
-    assert_eq!(get(&sent, "x-ai-eg-model"), Some("gpt-4o"));
+    assert_eq!(
+        get(&sent, "content-length"),
+        Some(upstream_body.len().to_string().as_str())
+    );
 
     let mut message = response_headers(
         &headers(&[(":status", "200"), ("content-type", "text/event-stream")]),
@@ -142,6 +137,44 @@ async fn router_leg_asks_for_stream_usage_itself_when_costs_need_it() {
     );
 }
 
+/// A small JSON answer of known length is asked for in one buffered message; a large or
+/// unsized one keeps streaming through (it may exceed what Envoy can buffer).
+#[tokio::test]
+async fn small_json_responses_are_buffered_and_large_ones_stream() {
+    use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::BodySendMode;
+    let harness = Harness::start().await;
+    for (length, buffered) in [
+        (Some("829"), true),
+        (Some("10485760"), false),
+        (None, false),
+    ] {
+        let mut router = routed(&harness, r#"{"model":"gpt-4o"}"#).await;
+        let mut sent = vec![(":status", "200"), ("content-type", "application/json")];
+        if let Some(length) = length {
+            sent.push(("content-length", length));
+        }
+        let mut message = response_headers(&headers(&sent), false);
+        message.attributes = host_attributes("default/openai", "default/chat", 0);
+        let answer = router.send(message).await;
+        let mode = answer
+            .mode_override
+            .map(|m| m.response_body_mode)
+            .unwrap_or(BodySendMode::Streamed as i32);
+        let expected = if buffered {
+            BodySendMode::Buffered
+        } else {
+            BodySendMode::Streamed
+        };
+        assert_eq!(mode, expected as i32, "content-length {length:?}");
+        let body = br#"{"model":"gpt-4o","usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}"#;
+        let answer = router.send(response_body(body, true)).await;
+        assert_eq!(
+            metadata_json(&answer)["io.envoy.ai_gateway"]["llm_total_token"],
+            5.0
+        );
+    }
+}
+
 /// Without costs for the model nothing is injected: the body goes on as the client sent it.
 #[tokio::test]
 async fn router_leg_leaves_streams_alone_when_no_costs_apply() {
@@ -151,14 +184,10 @@ async fn router_leg_leaves_streams_alone_when_no_costs_apply() {
     }
     let harness = Harness::with_config(&config).await;
     let mut router = harness.open("router").await;
+    let _ = router.send(request_headers(&chat_headers(), false)).await;
     let body = br#"{"model":"gpt-4o","stream":true}"#;
-    let answers = router
-        .send_all(vec![
-            request_headers(&chat_headers(), false),
-            request_body(body, true),
-        ])
-        .await;
-    assert_eq!(apply_body(body, &answers[1]), body.to_vec());
+    let answer = router.send(request_body(body, true)).await;
+    assert_eq!(apply_body(body, &answer), body.to_vec());
 }
 
 #[tokio::test]
@@ -312,15 +341,12 @@ async fn client_copies_of_gateway_headers_are_overwritten_or_removed() {
     sent.push(("x-ai-eg-model".into(), "spoof".into()));
     sent.push(("x-ai-eg-original-path".into(), "/spoof".into()));
     sent.push(("x-infergate-stream-without-usage".into(), "true".into()));
-    let answers = router
-        .send_all(vec![
-            request_headers(&sent, false),
-            request_body(br#"{"model":"gpt-4o","stream":false}"#, true),
-        ])
+    let answer = router.send(request_headers(&sent, false)).await;
+    apply_headers(&mut sent, &answer);
+    let answer = router
+        .send(request_body(br#"{"model":"gpt-4o","stream":false}"#, true))
         .await;
-    for answer in &answers {
-        apply_headers(&mut sent, answer);
-    }
+    apply_headers(&mut sent, &answer);
     let models: Vec<&str> = sent
         .iter()
         .filter(|(k, _)| k == "x-ai-eg-model")
@@ -338,12 +364,17 @@ async fn client_copies_of_gateway_headers_are_overwritten_or_removed() {
 async fn upstream_error_json_passes_through_and_refunds_the_reservation() {
     let harness = Harness::start().await;
     let mut router = routed(&harness, r#"{"model":"gpt-4o"}"#).await;
-    // A non-streaming request's answer comes as one body message, with the status and the
-    // backend as attributes.
-    let error = br#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#;
-    let mut message = response_body(error, true);
-    message.attributes = response_attributes("default/openai", "default/chat", 0, 429);
-    let answer = router.send(message).await;
+    let answer = router
+        .send(response_headers(
+            &headers(&[
+                (":status", "429"),
+                ("content-type", "application/json"),
+                ("x-infergate-backend", "default/openai"),
+                ("x-infergate-route", "default/chat"),
+            ]),
+            false,
+        ))
+        .await;
     // No cost, but every reserved estimate is settled at 0 (the upstream refused the request),
     // and the access log still learns which backend answered.
     let metadata = format!("{:?}", answer.dynamic_metadata);
@@ -353,61 +384,14 @@ async fn upstream_error_json_passes_through_and_refunds_the_reservation() {
             && !metadata.contains("response_model"),
         "{metadata}"
     );
+    assert!(super::harness::skips_body(&answer, false));
+    let mut seen = headers(&[("x-infergate-backend", "default/openai")]);
+    apply_headers(&mut seen, &answer);
     assert_eq!(
-        apply_body(error, &answer),
-        error.to_vec(),
-        "errors pass unchanged"
+        get(&seen, "x-infergate-backend"),
+        None,
+        "internal header reaches the client"
     );
-}
-
-/// The request headers' answer sets how the response comes: a non-streaming request's answer
-/// as one body message without a headers message (status and backend as attributes), a
-/// stream's headers and chunks as they pass. The one body message carries the costs.
-#[tokio::test]
-async fn the_request_decides_how_its_answer_is_read() {
-    use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::{
-        BodySendMode, HeaderSendMode,
-    };
-    let harness = Harness::start().await;
-    for (stream, header_mode, body_mode) in [
-        (false, HeaderSendMode::Skip, BodySendMode::BufferedPartial),
-        (true, HeaderSendMode::Send, BodySendMode::Streamed),
-    ] {
-        let mut router = harness.open("router").await;
-        let body = format!(r#"{{"model":"gpt-4o","stream":{stream}}}"#);
-        let answers = router
-            .send_all(vec![
-                request_headers(&chat_headers(), false),
-                request_body(body.as_bytes(), true),
-            ])
-            .await;
-        let mode = answers[0].mode_override.expect("a mode override");
-        assert_eq!(
-            mode.response_header_mode, header_mode as i32,
-            "stream {stream}"
-        );
-        assert_eq!(mode.response_body_mode, body_mode as i32, "stream {stream}");
-        assert_eq!(
-            mode.request_body_mode,
-            BodySendMode::Streamed as i32,
-            "the request body keeps streaming (chunks are already queued)"
-        );
-    }
-    let mut router = routed(&harness, r#"{"model":"gpt-4o"}"#).await;
-    let answer_body = br#"{"model":"gpt-4o-2024","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":6,"total_tokens":10}}"#;
-    let mut message = response_body(answer_body, true);
-    message.attributes = response_attributes("default/openai", "default/chat", 0, 200);
-    let answer = router.send(message).await;
-    let metadata = metadata_json(&answer);
-    assert_eq!(
-        metadata["io.envoy.ai_gateway"]["llm_total_token"], 10.0,
-        "{metadata}"
-    );
-    assert_eq!(
-        metadata["io.envoy.ai_gateway"]["backend_name"],
-        "default/openai"
-    );
-    assert_eq!(apply_body(answer_body, &answer), answer_body.to_vec());
 }
 
 /// A small deterministic generator, so the noise is the same on every run.
@@ -433,18 +417,14 @@ async fn garbage_bodies_and_chunks_never_break_a_leg() {
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     for round in 0..40 {
         let mut router = harness.open("router").await;
+        let _ = router.send(request_headers(&chat_headers(), false)).await;
         let body = if round % 4 == 3 {
             noise(&mut seed, 10 + round * 7)
         } else {
             format!(r#"{{"model":"gpt-4o","stream":{}}}"#, round % 2 == 0).into_bytes()
         };
-        let answers = router
-            .send_all(vec![
-                request_headers(&chat_headers(), false),
-                request_body(&body, true),
-            ])
-            .await;
-        if answers.iter().any(|a| immediate(a).is_some()) {
+        let answer = router.send(request_body(&body, true)).await;
+        if immediate(&answer).is_some() {
             continue;
         }
         let content_type = if round % 2 == 0 {
@@ -492,107 +472,4 @@ fn skips_body_of(
     answer: &envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse,
 ) -> bool {
     super::harness::skips_body(answer, true)
-}
-
-/// Envoy streams the request body right behind its headers without waiting for their answer:
-/// the headers' answer (model, route cache) waits for the body's last chunk, then every chunk
-/// is answered in order; a rewritten body rides in the first chunk and the others are emptied.
-#[tokio::test]
-async fn a_request_body_in_chunks_is_answered_after_its_last_chunk() {
-    use envoy_types::pb::envoy::service::ext_proc::v3::processing_response::Response;
-    let harness = Harness::start().await;
-    for stream in [true, false] {
-        let body = format!(
-            r#"{{"model":"gpt-4o","stream":{stream},"messages":[{{"role":"user","content":"hello"}}]}}"#
-        );
-        let (a, rest) = body.as_bytes().split_at(10);
-        let (b, c) = rest.split_at(20);
-        let mut router = harness.open("router").await;
-        let answers = router
-            .send_all(vec![
-                request_headers(&chat_headers(), false),
-                request_body(a, false),
-                request_body(b, false),
-                request_body(c, true),
-            ])
-            .await;
-        assert_eq!(answers.len(), 4, "stream {stream}");
-        assert!(matches!(
-            answers[0].response,
-            Some(Response::RequestHeaders(_))
-        ));
-        assert!(
-            answers[1..]
-                .iter()
-                .all(|a| matches!(a.response, Some(Response::RequestBody(_))))
-        );
-        let mut sent = chat_headers();
-        apply_headers(&mut sent, &answers[0]);
-        assert_eq!(get(&sent, "x-ai-eg-model"), Some("gpt-4o"));
-        assert!(
-            super::harness::common(&answers[0]).is_some_and(|c| c.clear_route_cache),
-            "the headers' answer clears the route cache"
-        );
-        let upstream: Vec<u8> = [a, b, c]
-            .iter()
-            .zip(&answers[1..])
-            .flat_map(|(chunk, answer)| apply_body(chunk, answer))
-            .collect();
-        let json: serde_json::Value = serde_json::from_slice(&upstream).expect("json");
-        assert_eq!(json["messages"][0]["content"], "hello");
-        if stream {
-            assert_eq!(json["stream_options"]["include_usage"], true);
-            assert!(apply_body(b, &answers[2]).is_empty());
-        } else {
-            assert_eq!(
-                upstream,
-                body.as_bytes(),
-                "an unchanged body passes as sent"
-            );
-        }
-    }
-}
-
-/// A body on a path the gateway does not serve is not held: the headers are answered at once
-/// and each chunk passes unchanged (no mode override, as chunks may already be on their way).
-#[tokio::test]
-async fn an_unknown_path_is_answered_at_once_and_its_body_passes() {
-    let harness = Harness::start().await;
-    let mut router = harness.open("router").await;
-    let sent = headers(&[
-        (":method", "POST"),
-        (":path", "/v1/not-an-endpoint"),
-        ("content-type", "application/json"),
-    ]);
-    let answers = router
-        .send_all(vec![
-            request_headers(&sent, false),
-            request_body(b"{\"a\":", false),
-            request_body(b"1}", true),
-        ])
-        .await;
-    assert_eq!(answers.len(), 3);
-    assert!(answers.iter().all(|a| a.mode_override.is_none()));
-    assert_eq!(apply_body(b"{\"a\":", &answers[1]), b"{\"a\":");
-    assert_eq!(apply_body(b"1}", &answers[2]), b"1}");
-}
-
-/// Past Envoy's buffer limit a non-streaming answer keeps coming in chunks after the first
-/// message (buffered partially): the usage is still read at its end.
-#[tokio::test]
-async fn a_large_non_streaming_answer_is_read_across_its_chunks() {
-    let harness = Harness::start().await;
-    let mut router = routed(&harness, r#"{"model":"gpt-4o"}"#).await;
-    let answer_body = br#"{"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":6,"total_tokens":10}}"#;
-    let (first, rest) = answer_body.split_at(30);
-    let mut message = response_body(first, false);
-    message.attributes = response_attributes("default/openai", "default/chat", 0, 200);
-    let answer = router.send(message).await;
-    assert!(answer.dynamic_metadata.is_none());
-    assert_eq!(apply_body(first, &answer), first.to_vec());
-    let answer = router.send(response_body(rest, true)).await;
-    assert_eq!(
-        metadata_json(&answer)["io.envoy.ai_gateway"]["llm_total_token"],
-        10.0
-    );
 }

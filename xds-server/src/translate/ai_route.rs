@@ -234,6 +234,7 @@ fn translate_rule(
             failover_retries: backends.saturating_sub(1).min(MAX_FAILOVER_RETRIES),
             auto_host_rewrite: !all_ip,
             retry: None,
+            names_backend: false,
         })
     };
     push_matches(key, i, rule, action, BTreeMap::new(), model);

@@ -121,6 +121,7 @@ pub fn assemble(
                                 .clone()
                                 .map(Box::new)
                                 .or_else(|| forward.retry.clone()),
+                            names_backend: route.ai && options.extproc.is_some(),
                             ..forward.clone()
                         }),
                         other => other.clone(),

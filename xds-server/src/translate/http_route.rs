@@ -181,6 +181,7 @@ fn translate_rule(
             failover_retries: 0,
             auto_host_rewrite: false,
             retry: None,
+            names_backend: false,
         })
     };
     push_matches(key, i, rule, action, BTreeMap::new(), model);

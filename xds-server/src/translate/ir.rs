@@ -217,6 +217,10 @@ pub struct ForwardIr {
     pub auto_host_rewrite: bool,
     /// A BackendTrafficPolicy's retry (set when the route is placed on a listener).
     pub retry: Option<Box<RetryIr>>,
+    /// The response names the chosen host's backend, route and rule (its `infergate.backend`
+    /// metadata) in internal headers for the router leg, which strips them again. Set when
+    /// the route is placed on a listener with the router leg.
+    pub names_backend: bool,
 }
 
 /// A BackendTrafficPolicy's `retry`, in Envoy's terms.

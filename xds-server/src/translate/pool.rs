@@ -513,6 +513,7 @@ pub(crate) fn translate_rule(
             failover_retries: 0,
             auto_host_rewrite: false,
             retry: None,
+            names_backend: false,
         }),
         epps,
     }

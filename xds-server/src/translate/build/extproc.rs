@@ -3,18 +3,11 @@
 //! attempt, including a failover to another provider, is handled afresh). What the extproc
 //! expects of each leg is in `extproc/README.md`.
 
-use envoy_types::pb::envoy::config::common::mutation_rules::v3::{HeaderMutation, header_mutation};
 use envoy_types::pb::envoy::config::core::v3::{GrpcService, HeaderValue, grpc_service};
-use envoy_types::pb::envoy::extensions::filters::http::buffer::v3::{
-    Buffer, BufferPerRoute, buffer_per_route,
-};
 use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::{
     ExtProcPerRoute, ExternalProcessor, MetadataOptions, ProcessingMode, ext_proc_per_route,
     metadata_options::MetadataNamespaces,
     processing_mode::{BodySendMode, HeaderSendMode},
-};
-use envoy_types::pb::envoy::extensions::filters::http::header_mutation::v3::{
-    HeaderMutation as HeaderMutationFilter, Mutations,
 };
 use envoy_types::pb::envoy::extensions::filters::http::upstream_codec::v3::UpstreamCodec;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -26,13 +19,12 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
         ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
     },
 };
-use envoy_types::pb::google::protobuf::{Any, UInt32Value};
+use envoy_types::pb::google::protobuf::Any;
 
 use super::{duration, pack};
 use crate::keys::{
     AI_GATEWAY_METADATA_NAMESPACE, ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE,
-    ATTR_RESPONSE_CODE, EXTPROC_ROUTER_FILTER, EXTPROC_UPSTREAM_FILTER, INTERNAL_HEADERS,
-    INTERNAL_HEADERS_FILTER, LEG_GRPC_METADATA, LEG_ROUTER, LEG_UPSTREAM, REQUEST_BUFFER_FILTER,
+    EXTPROC_ROUTER_FILTER, EXTPROC_UPSTREAM_FILTER, LEG_GRPC_METADATA, LEG_ROUTER, LEG_UPSTREAM,
 };
 use crate::translate::ir::ExtprocIr;
 
@@ -64,14 +56,12 @@ fn grpc(ir: &ExtprocIr, leg: &str) -> GrpcService {
     }
 }
 
-/// Router leg: headers, and both bodies streamed right behind them without waiting for the
-/// headers' answer (`send_body_without_waiting_for_header_response`): the extproc holds the
-/// request headers' answer until it has the body's model, so a small request and a small
-/// response each take one round trip instead of two, and SSE is never held back.
+/// Router leg: headers and the buffered request body; the response streams through (so SSE is
+/// not held back). The extproc may change modes per request (models list, errors).
 fn router_mode() -> ProcessingMode {
     ProcessingMode {
         request_header_mode: HeaderSendMode::Send as i32,
-        request_body_mode: BodySendMode::Streamed as i32,
+        request_body_mode: BodySendMode::Buffered as i32,
         response_header_mode: HeaderSendMode::Send as i32,
         response_body_mode: BodySendMode::Streamed as i32,
         request_trailer_mode: HeaderSendMode::Skip as i32,
@@ -84,28 +74,18 @@ fn router_mode() -> ProcessingMode {
 /// reads the backend from Envoy's attributes itself.
 fn upstream_mode() -> ProcessingMode {
     ProcessingMode {
-        request_header_mode: HeaderSendMode::Send as i32,
-        request_body_mode: BodySendMode::Buffered as i32,
         response_header_mode: HeaderSendMode::Skip as i32,
         response_body_mode: BodySendMode::None as i32,
-        request_trailer_mode: HeaderSendMode::Skip as i32,
-        response_trailer_mode: HeaderSendMode::Skip as i32,
+        ..router_mode()
     }
 }
 
-/// The chosen host's backend, route and rule (its `infergate.backend` metadata).
+/// The chosen host's backend, route and rule (its `infergate.backend` metadata), for the
+/// upstream leg. The router leg reads them from response headers the route adds instead.
 fn host_attributes() -> Vec<String> {
     [ATTR_HOST_BACKEND, ATTR_HOST_ROUTE, ATTR_HOST_RULE]
         .map(String::from)
         .to_vec()
-}
-
-/// What the router leg learns with the first response message: the host's backend, and the
-/// status (a non-streaming request's answer comes without its headers message).
-fn response_attributes() -> Vec<String> {
-    let mut attributes = host_attributes();
-    attributes.push(ATTR_RESPONSE_CODE.into());
-    attributes
 }
 
 fn processor(ir: &ExtprocIr, leg: &str, mode: ProcessingMode) -> ExternalProcessor {
@@ -129,8 +109,6 @@ pub fn router_filter(ir: &ExtprocIr) -> HttpFilter {
             }),
             ..Default::default()
         }),
-        send_body_without_waiting_for_header_response: true,
-        response_attributes: response_attributes(),
         ..processor(ir, LEG_ROUTER, router_mode())
     };
     HttpFilter {
@@ -138,54 +116,6 @@ pub fn router_filter(ir: &ExtprocIr) -> HttpFilter {
         config_type: Some(http_filter::ConfigType::TypedConfig(pack(&router_leg))),
         ..Default::default()
     }
-}
-
-/// First on an AI listener, so last on the way out: every internal `x-infergate-*` header
-/// (a provider's copies, the upstream leg's notes) comes off the response after the router leg
-/// has read what it needs. The router leg does not see the headers of a non-streaming
-/// request's answer, so it cannot strip them itself.
-pub fn internal_headers_filter() -> HttpFilter {
-    let strip = HeaderMutationFilter {
-        mutations: Some(Mutations {
-            response_mutations: INTERNAL_HEADERS
-                .iter()
-                .map(|name| HeaderMutation {
-                    action: Some(header_mutation::Action::Remove(name.to_string())),
-                })
-                .collect(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    HttpFilter {
-        name: INTERNAL_HEADERS_FILTER.into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack(&strip))),
-        ..Default::default()
-    }
-}
-
-/// The buffer filter before the router leg: it holds a request until its body is complete, so
-/// the router leg gets the headers and the whole body as two messages at once (an HTTP/1 body
-/// would otherwise come as its data and an empty end-of-stream message). A body over the limit
-/// gets Envoy's 413, in the client API's shape through the listener's local replies.
-pub fn request_buffer_filter(ir: &ExtprocIr) -> HttpFilter {
-    let buffer = Buffer {
-        max_request_bytes: Some(UInt32Value {
-            value: u32::try_from(ir.body_limit).unwrap_or(u32::MAX),
-        }),
-    };
-    HttpFilter {
-        name: REQUEST_BUFFER_FILTER.into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack(&buffer))),
-        ..Default::default()
-    }
-}
-
-/// Per-route config turning the request buffer off (where the router leg is off).
-pub fn buffer_disabled_on_route() -> Any {
-    pack(&BufferPerRoute {
-        r#override: Some(buffer_per_route::Override::Disabled(true)),
-    })
 }
 
 /// Per-route config turning the router leg off (HTTPRoute routes on an AI listener).

@@ -56,21 +56,13 @@ fn http_connection_manager(ir: &ListenerIr) -> HttpConnectionManager {
             config_source: Some(ads_config_source()),
             route_config_name: ir.route_config.clone(),
         })),
-        // The internal-header strip (last on the way out), the request buffer (the whole body
-        // at once), the router leg (sets the model the routes match and the token estimates),
-        // then rate
+        // Router leg (sets the model the routes match and the token estimates), then rate
         // limits (on `x-ai-eg-model` and the estimates), then each pool's picker (on only on
         // its pool's routes), then the router.
         http_filters: ir
             .extproc
             .iter()
-            .flat_map(|e| {
-                [
-                    super::extproc::internal_headers_filter(),
-                    super::extproc::request_buffer_filter(e),
-                    super::extproc::router_filter(e),
-                ]
-            })
+            .map(super::extproc::router_filter)
             .chain(ir.ratelimit.iter().map(super::ratelimit::filter))
             .chain(ir.epps.iter().map(super::epp::filter))
             .chain([router_filter()])

@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::core::v3::DataSource;
 use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::core::v3::{DataSource, HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RetryPolicy, Route, RouteAction,
     RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
@@ -23,7 +24,10 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::google::protobuf::{UInt32Value, UInt64Value};
 
 use super::{duration, metadata, pack};
-use crate::keys::{EXTPROC_ROUTER_FILTER, RATELIMIT_FILTER, REQUEST_BUFFER_FILTER};
+use crate::keys::{
+    BACKEND_HEADER, BACKEND_METADATA_NAME, BACKEND_METADATA_NAMESPACE, BACKEND_METADATA_ROUTE,
+    BACKEND_METADATA_RULE, EXTPROC_ROUTER_FILTER, RATELIMIT_FILTER, ROUTE_HEADER, RULE_HEADER,
+};
 use crate::translate::ir::{
     ActionIr, ForwardIr, MatchIr, PathMatchIr, RouteConfigIr, RouteIr, StringMatchIr, VirtualHostIr,
 };
@@ -58,6 +62,10 @@ pub fn route(ir: &RouteIr) -> Route {
         r#match: Some(route_match(&ir.matcher)),
         action: Some(action(&ir.action, &ir.epps)),
         metadata: metadata(&ir.metadata),
+        response_headers_to_add: match &ir.action {
+            ActionIr::Forward(forward) if forward.names_backend => backend_headers(),
+            _ => Vec::new(),
+        },
         // The router leg off on HTTPRoutes of an AI listener; each InferencePool's picker off
         // on every route but its pool's.
         typed_per_filter_config: ir
@@ -66,12 +74,6 @@ pub fn route(ir: &RouteIr) -> Route {
             .into_iter()
             .chain(ir.epp_disabled.iter().map(String::as_str))
             .map(|filter| (filter.to_string(), super::extproc::disabled_on_route()))
-            .chain(ir.extproc_disabled.then(|| {
-                (
-                    REQUEST_BUFFER_FILTER.to_string(),
-                    super::extproc::buffer_disabled_on_route(),
-                )
-            }))
             .chain((!ir.rate_limits.is_empty()).then(|| {
                 (
                     RATELIMIT_FILTER.to_string(),
@@ -81,6 +83,28 @@ pub fn route(ir: &RouteIr) -> Route {
             .collect(),
         ..Default::default()
     }
+}
+
+/// The chosen host's backend, route and rule as response headers for the router leg: one
+/// formatter per header, much cheaper for Envoy than CEL response attributes. A host without
+/// our metadata gets none of them; a provider's own copies are overwritten.
+fn backend_headers() -> Vec<HeaderValueOption> {
+    [
+        (BACKEND_HEADER, BACKEND_METADATA_NAME),
+        (ROUTE_HEADER, BACKEND_METADATA_ROUTE),
+        (RULE_HEADER, BACKEND_METADATA_RULE),
+    ]
+    .into_iter()
+    .map(|(header, key)| HeaderValueOption {
+        header: Some(HeaderValue {
+            key: header.to_string(),
+            value: format!("%UPSTREAM_METADATA([\"{BACKEND_METADATA_NAMESPACE}\", \"{key}\"])%"),
+            ..Default::default()
+        }),
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..Default::default()
+    })
+    .collect()
 }
 
 fn route_match(ir: &MatchIr) -> RouteMatch {
