@@ -7,6 +7,9 @@
 #   bash bench/leg_costs.sh                          every variant, 5 s each
 #   VARIANTS="full noext" DURATION=10s bash bench/leg_costs.sh
 #   CONC=1 bash bench/leg_costs.sh                   one request at a time: latency, no batching
+#   ROUNDS=3 bash bench/leg_costs.sh                 the variants in turn, 3 times, then medians
+#     (this VM's speed drifts: the same variant measured 2,700 to 3,700 req/s in consecutive
+#     runs, so compare variants only within interleaved rounds)
 # Needs a prior `bash bench/peers.sh` (it sets up nginx's fake upstream and oha in /tmp/peerbench).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,6 +50,7 @@ wait_for_200 http://127.0.0.1:28090/v1/chat/completions
 curl -s 'http://127.0.0.1:29911/config_dump?include_eds' >"$out/dump.json"
 
 printf '| variant | req/s | p50 ms | ext_proc messages/req | Envoy µs/req | infergate µs/req |\n|---|---:|---:|---:|---:|---:|\n'
+for round in $(seq "${ROUNDS:-1}"); do
 for v in $variants; do
   "$root/.venv/bin/python" "$root/bench/leg_costs.py" "$out/dump.json" "$v" >"$out/$v.yaml"
   setsid taskset -c 0 "$envoy" -c "$out/$v.yaml" --concurrency 1 --base-id 77 -l warning >"$out/$v.log" 2>&1 &
@@ -60,14 +64,34 @@ for v in $variants; do
   e1=$(cpu_ticks $ep); g1=$(cpu_ticks $gw)
   msgs=$(curl -s localhost:29912/stats | awk -F': ' '/ext_proc.stream_msgs_sent/ {n += $2} END {print n + 0}')
   kill $ep; wait $ep 2>/dev/null || true
-  python3 - "$out/$v.json" "$v" $((e1 - e0)) $((g1 - g0)) "$(getconf CLK_TCK)" "$msgs" <<'PY'
+  python3 - "$out/$v.json" "$v" $((e1 - e0)) $((g1 - g0)) "$(getconf CLK_TCK)" "$msgs" "$out/rows.tsv" <<'PY'
 import json, sys
 o = json.load(open(sys.argv[1])); v = sys.argv[2]
 n = sum(o["statusCodeDistribution"].values()); tick = 1e6 / int(sys.argv[5])
 bad = {k: c for k, c in o["statusCodeDistribution"].items() if k != "200"}
 # The messages include the few of the readiness probe: a rounding error at thousands of requests.
 p50 = o["latencyPercentiles"]["p50"] * 1000
-print(f"| {v} | {o['summary']['requestsPerSec']:.0f}{' ' + str(bad) if bad else ''} | {p50:.2f} "
-      f"| {int(sys.argv[6]) / n:.1f} | {int(sys.argv[3]) * tick / n:.0f} | {int(sys.argv[4]) * tick / n:.0f} |")
+row = [o['summary']['requestsPerSec'], p50, int(sys.argv[6]) / n, int(sys.argv[3]) * tick / n,
+       int(sys.argv[4]) * tick / n]
+print(f"| {v} | {row[0]:.0f}{' ' + str(bad) if bad else ''} | {row[1]:.2f} "
+      f"| {row[2]:.1f} | {row[3]:.0f} | {row[4]:.0f} |")
+with open(sys.argv[7], "a") as rows:
+    rows.write(v + "\t" + "\t".join(str(x) for x in row) + "\n")
 PY
 done
+done
+if [ "${ROUNDS:-1}" -gt 1 ]; then
+  printf '\nMedians of %s rounds:\n\n' "$ROUNDS"
+  python3 - "$out/rows.tsv" <<'PY'
+import statistics, sys
+by = {}
+for line in open(sys.argv[1]):
+    v, *xs = line.rstrip("\n").split("\t")
+    by.setdefault(v, []).append([float(x) for x in xs])
+print("| variant | req/s | p50 ms | ext_proc messages/req | Envoy µs/req | infergate µs/req |")
+print("|---|---:|---:|---:|---:|---:|")
+for v, rows in by.items():
+    m = [statistics.median(col) for col in zip(*rows)]
+    print(f"| {v} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.1f} | {m[3]:.0f} | {m[4]:.0f} |")
+PY
+fi
