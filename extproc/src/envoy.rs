@@ -11,7 +11,8 @@ use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_
 };
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     BodyMutation, BodyResponse, CommonResponse, HeaderMutation, HeadersResponse, ImmediateResponse,
-    ProcessingResponse, TrailersResponse, body_mutation, processing_response,
+    ProcessingResponse, ProtocolConfiguration, TrailersResponse, body_mutation,
+    processing_response,
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{Struct, Value, value};
@@ -144,6 +145,13 @@ pub fn common(
         clear_route_cache,
         ..CommonResponse::default()
     })
+}
+
+/// Whether Envoy's filter sends the request body as one message (BUFFERED), as the first
+/// message's `protocol_config` says: such a body message is the whole body even without
+/// `end_of_stream`, which Envoy leaves off when trailers follow the body.
+pub fn sends_whole_request_body(config: &ProtocolConfiguration) -> bool {
+    config.request_body_mode == BodySendMode::Buffered as i32
 }
 
 pub fn request_headers(response: Option<CommonResponse>) -> ProcessingResponse {

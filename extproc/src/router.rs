@@ -54,6 +54,9 @@ pub struct RouterLeg {
     usage_injected: bool,
     /// Estimates the rate limit filter may have reserved for this request.
     reservation: Reservation,
+    /// Envoy sends the request body in one message (its first message said so): a body
+    /// message without `end_of_stream` is then whole, with trailers to follow.
+    whole_bodies: bool,
     response: Option<ResponseState>,
 }
 
@@ -95,6 +98,7 @@ impl RouterLeg {
             request: None,
             usage_injected: false,
             reservation: Reservation::default(),
+            whole_bodies: false,
             response: None,
         }
     }
@@ -102,6 +106,9 @@ impl RouterLeg {
     /// The answer to one message; errors become the client's error response.
     pub fn handle(&mut self, request: ProcessingRequest) -> ProcessingResponse {
         use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request;
+        if let Some(config) = &request.protocol_config {
+            self.whole_bodies = envoy::sends_whole_request_body(config);
+        }
         let result = match request.request {
             Some(Request::RequestHeaders(headers)) => self.request_headers(&headers),
             Some(Request::RequestBody(body)) => self.request_body(body),
@@ -216,9 +223,8 @@ impl RouterLeg {
             return Err(Error::BodyTooLarge { limit: self.limit });
         }
         self.body.extend_from_slice(&body.body);
-        if !body.end_of_stream {
-            // The filter buffers the body, so this is a partial chunk of a body Envoy is still
-            // collecting; wait for the rest.
+        if !body.end_of_stream && !self.whole_bodies {
+            // A chunk of a body Envoy streams (not the filter's mode): wait for the rest.
             return Ok(envoy::request_body(None));
         }
         let bytes = std::mem::take(&mut self.body);

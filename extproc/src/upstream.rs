@@ -73,6 +73,9 @@ pub struct UpstreamLeg {
     api: ClientApi,
     plan: Option<Plan>,
     body: Vec<u8>,
+    /// Envoy sends the request body in one message (its first message said so): a body
+    /// message without `end_of_stream` is then whole, with trailers to follow.
+    whole_bodies: bool,
 }
 
 impl UpstreamLeg {
@@ -83,12 +86,16 @@ impl UpstreamLeg {
             api: ClientApi::OpenAI,
             plan: None,
             body: Vec::new(),
+            whole_bodies: false,
         }
     }
 
     /// The answer to one message; errors become the client's error response.
     pub fn handle(&mut self, request: ProcessingRequest) -> ProcessingResponse {
         use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request;
+        if let Some(config) = &request.protocol_config {
+            self.whole_bodies = envoy::sends_whole_request_body(config);
+        }
         let result = match request.request {
             Some(Request::RequestHeaders(headers)) => {
                 self.request_headers(&request.attributes, &headers)
@@ -244,7 +251,7 @@ impl UpstreamLeg {
 
     fn request_body(&mut self, body: HttpBody) -> Result<ProcessingResponse> {
         self.body.extend_from_slice(&body.body);
-        if !body.end_of_stream {
+        if !body.end_of_stream && !self.whole_bodies {
             // Not buffered: the body goes on unchanged (the filter should buffer it).
             return Ok(envoy::request_body(None));
         }

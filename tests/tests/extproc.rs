@@ -689,9 +689,21 @@ async fn post_chunked(url: &str, size: usize) -> Result<http::HttpResponse> {
     let chunks = size.div_ceil(chunk.len());
     let frames = std::iter::once(Bytes::from_static(b"{\"model\": \"smart\", \"x\": \""))
         .chain(std::iter::repeat_n(chunk, chunks))
-        .map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
-    let body = StreamBody::new(futures::stream::iter(frames));
+        .map(Frame::data);
+    post_frames(url, frames, false).await
+}
+
+/// POSTs JSON made of `frames` (no `content-length`), over HTTP/2 without TLS when `h2`.
+async fn post_frames(
+    url: &str,
+    frames: impl Iterator<Item = Frame<Bytes>> + Send + 'static,
+    h2: bool,
+) -> Result<http::HttpResponse> {
+    let body = StreamBody::new(futures::stream::iter(
+        frames.map(Ok::<_, std::convert::Infallible>),
+    ));
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(h2)
         .build_http();
     let request = ::http::Request::post(url)
         .header("content-type", "application/json")
@@ -703,6 +715,27 @@ async fn post_chunked(url: &str, size: usize) -> Result<http::HttpResponse> {
         headers: parts.headers,
         body: body.collect().await?.to_bytes(),
     })
+}
+
+/// An HTTP/2 client may end its request with trailers; Envoy then hands each leg the whole
+/// buffered body without `end_of_stream`. The request is still routed by its model, and the
+/// upstream leg still applies the model override.
+#[tokio::test]
+async fn a_request_ending_in_trailers_is_routed_by_its_model() -> Result<()> {
+    let (upstream, stack) = start(1, DEFAULT_LIMIT).await?;
+    let mut trailers = ::http::HeaderMap::new();
+    trailers.insert("x-client-trailer", ::http::HeaderValue::from_static("done"));
+    let frames = [
+        Frame::data(Bytes::from(chat_body(ALIAS))),
+        Frame::trailers(trailers),
+    ];
+    let response =
+        post_frames(&stack.url("/v1/chat/completions"), frames.into_iter(), true).await?;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let seen = upstream.last().context("the provider got nothing")?;
+    assert_eq!(seen.model().as_deref(), Some(OVERRIDE), "{}", seen.dump());
+    assert_provider_saw_only_the_gateway_credential(&seen);
+    Ok(())
 }
 
 #[tokio::test]

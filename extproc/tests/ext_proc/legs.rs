@@ -473,3 +473,33 @@ fn skips_body_of(
 ) -> bool {
     super::harness::skips_body(answer, true)
 }
+
+/// A request that ends in trailers: Envoy's BUFFERED filter sends the whole body without
+/// `end_of_stream` (its first message says the body comes buffered). The body is taken as
+/// whole; without that word from Envoy, a chunk still waits for the rest.
+#[tokio::test]
+async fn a_buffered_body_before_trailers_is_taken_as_whole() {
+    use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::BodySendMode;
+    use envoy_types::pb::envoy::service::ext_proc::v3::ProtocolConfiguration;
+    let harness = Harness::start().await;
+    let body = br#"{"model":"gpt-4o","messages":[]}"#;
+    for (mode, routed) in [
+        (Some(BodySendMode::Buffered), true),
+        (Some(BodySendMode::Streamed), false),
+        (None, false),
+    ] {
+        let mut router = harness.open("router").await;
+        let mut first = request_headers(&chat_headers(), false);
+        first.protocol_config = mode.map(|mode| ProtocolConfiguration {
+            request_body_mode: mode as i32,
+            ..Default::default()
+        });
+        let answer = router.send(first).await;
+        assert!(immediate(&answer).is_none());
+        let answer = router.send(request_body(body, false)).await;
+        let mut sent = headers(&[]);
+        apply_headers(&mut sent, &answer);
+        let model = get(&sent, "x-ai-eg-model");
+        assert_eq!(model.is_some(), routed, "mode {mode:?}: {sent:?}");
+    }
+}
