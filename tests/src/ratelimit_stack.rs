@@ -9,7 +9,7 @@
 //! each settles before the next. A request without `x-user-id` is not limited at all.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use ratelimit::StorageOptions;
@@ -122,6 +122,7 @@ impl Stack {
         })
         .await
         .with_context(|| format!("envoy log:\n{}", stack.gateway.envoy.log()))?;
+        wait_for_window_room().await;
         Ok(stack)
     }
 
@@ -215,5 +216,21 @@ impl Stack {
             .lines()
             .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
             .sum())
+    }
+}
+
+/// Budgets count in fixed windows of a minute, aligned to the clock: a test that crossed a
+/// window's end would find its budget full again (a spent user answered). Each test starts with
+/// at least this much of the window left; one takes a few seconds.
+const WINDOW_ROOM: Duration = Duration::from_secs(20);
+
+/// Waits for the next window when the current one has less than [`WINDOW_ROOM`] left.
+async fn wait_for_window_room() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = Duration::from_secs(60) - Duration::from_millis((now.as_millis() % 60_000) as u64);
+    if left < WINDOW_ROOM {
+        tokio::time::sleep(left + Duration::from_millis(50)).await;
     }
 }
